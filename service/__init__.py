@@ -1,0 +1,1 @@
+"""MNIST inference service (BentoML + onnxruntime): bentoml serve service.service:MNISTService"""

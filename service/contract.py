@@ -1,0 +1,97 @@
+"""The model contract shared by the training job, the service and the tests.
+
+    python -c "from service.contract import CONTRACT; print(CONTRACT)"
+
+One source of truth: the exporter writes a graph that satisfies this, the
+service refuses to start on a graph that does not, and the tests check both
+against it. Pure Python on purpose: the service and load-test images import it
+without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MODEL_NAME = "mnist_mlp"
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    input_name: str = "pixels"
+    output_name: str = "logits"
+    dtype: str = "float32"
+    height: int = 28
+    width: int = 28
+    num_classes: int = 10
+    # Raw 8-bit intensities, white digit on black: the MNIST convention.
+    # Normalisation lives inside the graph, so clients never see MEAN/STD.
+    pixel_min: int = 0
+    pixel_max: int = 255
+    labels: tuple[str, ...] = field(default=tuple(str(d) for d in range(10)))
+    # Training-set statistics of MNIST on the 0..1 scale, applied inside the model.
+    mean: float = 0.1307
+    std: float = 0.3081
+
+    @property
+    def input_shape(self) -> tuple[str, int, int]:
+        return ("batch", self.height, self.width)
+
+    @property
+    def output_shape(self) -> tuple[str, int]:
+        return ("batch", self.num_classes)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description, used in model metadata and GET /model."""
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        d["input_shape"] = list(self.input_shape)
+        d["output_shape"] = list(self.output_shape)
+        d["layout"] = "white digit on black background, raw intensities 0-255"
+        return d
+
+
+CONTRACT = ModelContract()
+
+
+class ContractError(ValueError):
+    """The ONNX graph does not match the contract."""
+
+
+def _dims_match(actual: list[Any], expected: tuple[str | int, ...]) -> bool:
+    if len(actual) != len(expected):
+        return False
+    for a, e in zip(actual, expected, strict=True):
+        if isinstance(e, int) and a != e:
+            return False
+        # The batch axis must be symbolic (dynamic); onnxruntime reports it as a
+        # string or None, never as a fixed int.
+        if isinstance(e, str) and isinstance(a, int):
+            return False
+    return True
+
+
+def check_session(session: Any, contract: ModelContract = CONTRACT) -> None:
+    """Raise ContractError unless an onnxruntime InferenceSession matches the contract.
+
+    Duck-typed on purpose: this module must not import onnxruntime.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ContractError(
+            f"expected exactly 1 input and 1 output, got {len(inputs)} and {len(outputs)}"
+        )
+    onnx_type = f"tensor({'float' if contract.dtype == 'float32' else contract.dtype})"
+    for what, node, name, shape in (
+        ("input", inputs[0], contract.input_name, contract.input_shape),
+        ("output", outputs[0], contract.output_name, contract.output_shape),
+    ):
+        if node.name != name:
+            raise ContractError(f"{what} is named {node.name!r}, expected {name!r}")
+        if node.type != onnx_type:
+            raise ContractError(f"{what} {name!r} has type {node.type}, expected {onnx_type}")
+        if not _dims_match(list(node.shape), shape):
+            raise ContractError(
+                f"{what} {name!r} has shape {list(node.shape)}, expected {list(shape)} "
+                "with a dynamic batch axis"
+            )

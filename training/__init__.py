@@ -1,0 +1,1 @@
+"""MNIST training job: python -m training --help"""

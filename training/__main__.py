@@ -1,0 +1,5 @@
+"""Entry point: python -m training --help"""
+
+from training.train import main
+
+raise SystemExit(main())

