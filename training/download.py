@@ -51,7 +51,8 @@ def mirrors_from_env() -> tuple[str, ...]:
     env = os.environ.get("MNIST_MIRRORS", "").strip()
     if not env:
         return DEFAULT_MIRRORS
-    return tuple(m if m.endswith("/") else m + "/" for m in env.split(",") if m.strip())
+    mirrors = (m.strip() for m in env.split(","))
+    return tuple(m if m.endswith("/") else m + "/" for m in mirrors if m)
 
 
 def md5_of(path: Path) -> str:

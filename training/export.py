@@ -52,6 +52,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, An
         verbose=False,
         external_data=False,
     )
+    assert program is not None  # dynamo=True always returns the program
     proto = program.model_proto
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

@@ -48,6 +48,9 @@ class MLPConfig:
 class MLP(nn.Module):
     """[batch, 28, 28] raw pixels -> [batch, 10] logits."""
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, config: MLPConfig = MLPConfig()) -> None:
         super().__init__()
         self.config = config

