@@ -9,7 +9,6 @@ a sidecar `.data` file), takes `pixels` [batch, 28, 28] raw 0-255 and returns
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,16 +19,11 @@ import onnx
 import torch
 
 from service.contract import CONTRACT, check_session
+from service.engine import sha256_of
+
+__all__ = ["check_parity", "export_onnx", "onnx_session", "sha256_of"]
 
 OPSET = 18
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:

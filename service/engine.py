@@ -1,0 +1,106 @@
+"""The inference engine: a verified ONNX model in an onnxruntime session. No BentoML here.
+
+    python -c "from service.engine import Engine; e = Engine('artifacts/model.onnx'); print(e.provider)"
+
+Verification before serving: the file's SHA-256 against the model store's
+record, and the graph's inputs/outputs against the contract. onnxruntime falls
+back to CPU silently when CUDA libraries are missing; that is detected from the
+session's active providers, logged, exposed, and refused with require_gpu.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from service.contract import CONTRACT, ContractError, check_session
+
+log = logging.getLogger(__name__)
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served; the message is one line."""
+
+
+def gpu_visible() -> bool:
+    """An NVIDIA driver and device are visible (the container got a GPU)."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def choose_providers(requested: Sequence[str] = ()) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ModelLoadError(f"providers {missing} not available; onnxruntime has {available}")
+        return list(requested)
+    if CUDA in available and gpu_visible():
+        return [CUDA, CPU]
+    return [CPU]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Engine:
+    def __init__(self, onnx_path: str | Path, expected_sha256: str | None = None,
+                 providers: Sequence[str] = (), require_gpu: bool = False,
+                 threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ModelLoadError(f"model file {path} is missing")
+        if expected_sha256 is not None:
+            actual = sha256_of(path)
+            if actual != expected_sha256:
+                raise ModelLoadError(f"model file {path} is corrupt: SHA-256 {actual[:12]}… "
+                                     f"does not match the store's {expected_sha256[:12]}…")
+        wanted = choose_providers(providers)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # workers are processes: no oversubscription
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelLoadError(f"model file {path} cannot be loaded by onnxruntime: "
+                                 f"{str(exc).splitlines()[0]}") from None
+        try:
+            check_session(self.session)
+        except ContractError as exc:
+            raise ModelLoadError(f"model file {path} breaks the contract: {exc}") from None
+        self.provider = self.session.get_providers()[0]
+        self.requested = wanted
+        self.fell_back = CUDA in wanted and self.provider != CUDA
+        if self.fell_back:
+            log.warning("CUDA was requested but onnxruntime fell back to %s: the CUDA/cuDNN "
+                        "libraries onnxruntime-gpu needs are missing or unusable", self.provider)
+        if require_gpu and self.provider != CUDA:
+            raise ModelLoadError(f"MNIST_REQUIRE_GPU=1 but the active provider is "
+                                 f"{self.provider} (requested {wanted})")
+        self._io = ([CONTRACT.output_name], CONTRACT.input_name)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """float32 [N, 28, 28] raw pixels -> float32 [N, 10] logits, one session call."""
+        names, input_name = self._io
+        return self.session.run(names, {input_name: batch})[0]
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        z = self.logits(batch)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,88 @@
+"""HTTP input handling for the endpoints: size limits, multipart, JSON, error bodies.
+
+    pytest tests/service/test_api.py    # exercised through the ASGI app
+
+Why not BentoML's own parsing: for a file-typed field it downloads any URL a
+client sends as text (we must never fetch), a binary part in a non-file field
+ends in a 500, it reads bodies with no size limit, and its 4xx bodies are a
+JSON list rather than {"error": ...}. The endpoints read the raw request here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from service.preprocess import InputError
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise InputError(413, f"request body over the {limit}-byte limit")
+        yield chunk
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InputError(400, "invalid Content-Length header")
+        if int(declared) > limit:  # refuse before reading a byte
+            raise InputError(413, f"request body of {declared} bytes is over the "
+                                  f"{limit}-byte limit")
+        if int(declared) == 0:
+            raise InputError(400, "the request body is empty")
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    if media_type(request) not in ("application/json", ""):
+        raise InputError(415, f"expected application/json, got {media_type(request)}")
+    _check_declared_length(request, limit)
+    body = b"".join([c async for c in _limited(request, limit)])
+    if not body.strip():
+        raise InputError(400, "the request body is empty")
+    return body
+
+
+async def read_files(request: Request, field: str, limit: int, max_files: int) -> list[bytes]:
+    """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
+    mt = media_type(request)
+    if mt != "multipart/form-data":
+        raise InputError(415, f"expected multipart/form-data with a file field {field!r}, "
+                              f"got {mt or 'no content type'}")
+    _check_declared_length(request, limit)
+    parser = MultiPartParser(request.headers, _limited(request, limit),
+                             max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InputError(400, f"malformed multipart body: {exc.message}") from None
+    try:
+        values = form.getlist(field)
+        if not values:
+            raise InputError(400, f"missing file field {field!r}")
+        if len(values) > max_files:
+            raise InputError(413, f"{len(values)} files in {field!r}; at most {max_files}")
+        files = []
+        for i, value in enumerate(values):
+            if not isinstance(value, UploadFile):
+                # A URL or any other text: we never fetch anything on a client's behalf.
+                raise InputError(400, f"field {field!r} must be a file upload, got text "
+                                      "(URLs are not fetched)")
+            data = await value.read()
+            if not data:
+                raise InputError(400, f"file #{i + 1} in {field!r} is empty")
+            files.append(data)
+        return files
+    finally:
+        await form.close()

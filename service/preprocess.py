@@ -1,0 +1,150 @@
+"""Image bytes -> the model's input: pure functions, testable without a server.
+
+    python -c "from service.preprocess import to_model_input; print(to_model_input(open('d.png','rb').read()))"
+
+Users send phone photos, scans, browser-canvas exports with transparent
+backgrounds and big canvases with a small off-centre digit. Everything is
+brought to the MNIST layout the model was trained on: white ink on black, the
+digit scaled to fit 20x20 and centred by centre of mass in 28x28.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from service.contract import CONTRACT
+
+BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
+SIZE = CONTRACT.height
+
+
+class InputError(ValueError):
+    """A client error: `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
+    b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+    b"RIFF": "WEBP", b"<svg": "SVG", b"<?xml": "SVG/XML", b"\x00\x00\x01\x00": "ICO",
+    b"%PDF": "PDF",
+}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """'PNG' or 'JPEG' from the magic bytes; raise 415/400 for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    head = data[:256].lstrip()
+    for magic, name in _SIGNATURES.items():
+        if head.startswith(magic) or (name.startswith("SVG") and b"<svg" in head):
+            raise InputError(415, f"unsupported image format {name}: send PNG or JPEG")
+    raise InputError(400, "the file is not a PNG or JPEG image")
+
+
+def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
+    """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
+    if not data:
+        raise InputError(400, "the image file is empty")
+    fmt = sniff_format(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[fmt])  # reads the header only
+    except Image.DecompressionBombError:  # PIL's own, far above ours: same answer
+        raise InputError(413, f"image exceeds the {max_pixels}-pixel limit") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise InputError(400, f"cannot read {fmt} image: {exc}") from None
+    w, h = img.size
+    if w * h > max_pixels or max(w, h) > max_side:
+        raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "
+                              f"or {max_side} pixels a side")
+    if w < 1 or h < 1:
+        raise InputError(400, "image has no pixels")
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
+        raise InputError(400, f"corrupt or truncated {fmt} image: {exc}") from None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Canvas exports: strokes on a transparent background. Transparent means paper.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    gray = img.convert("L") if img.mode != "L" else img
+    return np.asarray(gray, dtype=np.float32)
+
+
+def ink_on_black(gray: np.ndarray) -> np.ndarray:
+    """Invert when the background is light (dark ink on paper), judged from the border."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return 255.0 - gray if np.median(border) > 127.5 else gray
+
+
+def _is_mnist_layout(x: np.ndarray) -> bool:
+    """Already a centred 28x28 MNIST-style digit: resampling it again would only blur it."""
+    if x.shape != (SIZE, SIZE) or x.max() <= 0:
+        return False
+    rows, cols = np.nonzero(x > 0)
+    fits = np.ptp(rows) < BOX + 2 and np.ptp(cols) < BOX + 2 and np.median(x) < 1.0
+    cy, cx = _centre_of_mass(x)
+    return bool(fits and abs(cy - SIZE / 2) < 2.5 and abs(cx - SIZE / 2) < 2.5)
+
+
+def _centre_of_mass(x: np.ndarray) -> tuple[float, float]:
+    total = x.sum()
+    ys, xs = np.indices(x.shape)
+    # +0.5: pixel centres, so a symmetric digit in 28x28 sits at exactly 14.0
+    return float((ys * x).sum() / total + 0.5), float((xs * x).sum() / total + 0.5)
+
+
+def mnist_layout(ink: np.ndarray) -> np.ndarray:
+    """The MNIST recipe on a white-on-black image: crop, fit 20x20, centre of mass at 14,14."""
+    if _is_mnist_layout(ink):
+        return ink.astype(np.float32, copy=False)
+    # Paper texture and JPEG noise: drop what is close to the background level,
+    # judged relative to the darkest and brightest ink.
+    x = ink - np.percentile(ink, 50)
+    peak = x.max()
+    if peak < 32:
+        raise InputError(422, "no digit found: the image has no visible ink")
+    x = np.where(x >= 0.25 * peak, x, 0.0) * (255.0 / peak)
+    rows, cols = np.nonzero(x)
+    crop = x[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(
+        (nw, nh), Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR)
+    digit = np.clip(np.asarray(resized, dtype=np.float32), 0, 255)
+    # Thin strokes shrink into faint ones; MNIST strokes peak at full intensity.
+    digit *= 255.0 / max(float(digit.max()), 1.0)
+    canvas = np.zeros((SIZE, SIZE), np.float32)
+    top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
+    canvas[top:top + nh, left:left + nw] = digit
+    cy, cx = _centre_of_mass(canvas)
+    return _shift(canvas, round(SIZE / 2 - cy), round(SIZE / 2 - cx))
+
+
+def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.zeros_like(x)
+    h, w = x.shape
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = x[ys, xs]
+    return out
+
+
+def to_model_input(data: bytes, max_pixels: int = 25_000_000,
+                   max_side: int = 10_000) -> np.ndarray:
+    """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
+    return mnist_layout(ink_on_black(decode(data, max_pixels, max_side)))

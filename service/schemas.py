@@ -1,0 +1,60 @@
+"""Request and response models of the API (pydantic v2).
+
+    python -c "from service.schemas import PixelsRequest; print(PixelsRequest.model_json_schema())"
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.contract import CONTRACT
+
+# Strict: a bool, a float (3.0, NaN, Infinity) or a string is not a pixel.
+Pixel = Annotated[int, Field(strict=True, ge=CONTRACT.pixel_min, le=CONTRACT.pixel_max)]
+Row = Annotated[list[Pixel], Field(min_length=CONTRACT.width, max_length=CONTRACT.width)]
+
+
+class PixelsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pixels: Annotated[list[Row], Field(
+        min_length=CONTRACT.height, max_length=CONTRACT.height,
+        description="28 rows of 28 integers 0-255: white digit on black, MNIST layout")]
+
+
+class ImageForm(BaseModel):
+    """multipart/form-data with one file field `image` (PNG or JPEG)."""
+
+    image: bytes = Field(description="PNG or JPEG file; photos, scans and canvas exports "
+                                     "are normalised to the MNIST layout")
+
+
+class ImagesForm(BaseModel):
+    """multipart/form-data with 1-256 file fields named `images` (PNG or JPEG)."""
+
+    images: list[bytes] = Field(description="PNG or JPEG files, answered in order")
+
+
+class Prediction(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    confidence: float
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+def predictions_from(probs: np.ndarray) -> list[Prediction]:
+    digits = probs.argmax(axis=1)
+    return [
+        Prediction(digit=int(d), confidence=float(p[d]), probabilities=p.tolist())
+        for d, p in zip(digits, probs, strict=True)
+    ]

@@ -1,0 +1,200 @@
+"""The BentoML service: the verified ONNX model behind a validated REST API.
+
+    bentoml serve service.service:MNISTService          # http://127.0.0.1:3000
+    curl -F image=@digit.png http://127.0.0.1:3000/predict
+
+Endpoints: POST /predict (multipart `image`), POST /predict_batch (multipart
+`images`, 1-256), POST /predict_pixels (JSON 28x28), GET /model; BentoML adds
+/livez, /readyz, /metrics and the OpenAPI docs. Every client error is a 4xx
+with {"error": "..."}; see service/io.py for why the endpoints parse requests
+themselves.
+"""
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Any, ClassVar
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.contract import CONTRACT
+from service.engine import Engine, ModelLoadError
+from service.io import read_files, read_json_body
+from service.preprocess import InputError, to_model_input
+from service.schemas import (
+    BatchPrediction,
+    ImageForm,
+    ImagesForm,
+    PixelsRequest,
+    Prediction,
+    predictions_from,
+)
+from service.settings import Settings, load_settings
+
+log = logging.getLogger("mnist_service")
+
+# BentoML needs the model tag and worker count when the class is defined.
+SETTINGS = load_settings()
+# Decoding a big photo takes tens of ms: off the event loop above this size.
+INLINE_DECODE_BYTES = 64 * 1024
+
+
+class _SelfParsed(bentoml.IODescriptor):
+    """An input the endpoint reads from ctx.request itself; documents `doc_model`."""
+
+    doc_model: ClassVar[type[BaseModel]]
+
+    @classmethod
+    async def from_http_request(cls, request: Any, serde: Any) -> "_SelfParsed":
+        return cls()
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return cls.doc_model.model_json_schema(*args, **kwargs)
+
+
+class ImageInput(_SelfParsed):
+    media_type = "multipart/form-data"
+    doc_model = ImageForm
+
+
+class ImagesInput(_SelfParsed):
+    media_type = "multipart/form-data"
+    doc_model = ImagesForm
+
+
+class PixelsInput(_SelfParsed):
+    media_type = "application/json"
+    doc_model = PixelsRequest
+
+
+def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
+    meta = model.info.metadata
+    return Engine(model.path_of(meta.get("onnx_file", "model.onnx")),
+                  expected_sha256=meta.get("onnx_sha256"), providers=settings.providers,
+                  require_gpu=settings.require_gpu, threads=settings.ort_threads)
+
+
+def _stored_model(tag: str) -> bentoml.Model:
+    try:
+        return bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        store = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise ModelLoadError(f"model {tag} is not in the model store under {store}; "
+                             "run `make train` (or `python -m training`) first") from None
+
+
+def error(ctx: bentoml.Context, exc: InputError) -> JSONResponse:
+    # BentoML copies ctx's status onto whatever the API returns: set both.
+    ctx.response.status_code = exc.status
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def model_info(request: Request) -> JSONResponse:
+    return JSONResponse(bentoml.get_current_service().describe())
+
+
+@bentoml.service(
+    name="mnist",
+    workers=SETTINGS.workers,
+    traffic={"timeout": SETTINGS.timeout_s},
+    http={"cors": {"enabled": False}},
+)
+# PassiveMount: this app only claims GET /model, so mounting at "/" shadows nothing.
+@bentoml.asgi_app(Starlette(routes=[Route("/model", model_info, methods=["GET"])]), path="/")
+class MNISTService:
+    model = bentoml.models.BentoModel(SETTINGS.model_tag)
+
+    @bentoml.on_deployment
+    def verify_model() -> None:
+        """Runs once in the serving process before any worker: a bad model stops it here,
+        with one line and exit 1, instead of crash-looping workers behind a closed port."""
+        try:
+            load_engine(_stored_model(SETTINGS.model_tag), SETTINGS)
+        except ModelLoadError as exc:
+            print(f"mnist service cannot start: {exc}", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
+        self.engine = load_engine(self.stored, self.settings)
+        log.info("serving %s with %s", self.stored.tag, self.engine.provider)
+
+    def describe(self) -> dict[str, Any]:
+        meta = self.stored.info.metadata
+        return {
+            "tag": str(self.stored.tag),
+            "test_accuracy": meta.get("test_accuracy"),
+            "dataset": meta.get("dataset"),
+            "sha256": meta.get("onnx_sha256"),
+            "provider": self.engine.provider,
+            "requested_providers": self.engine.requested,
+            "cuda_fell_back_to_cpu": self.engine.fell_back,
+            "contract": CONTRACT.describe(),
+            "limits": {"max_body_bytes": self.settings.max_body_bytes,
+                       "max_pixels": self.settings.max_pixels,
+                       "max_batch": self.settings.max_batch},
+        }
+
+    def _inputs(self, files: list[bytes]) -> np.ndarray:
+        s = self.settings
+        batch = np.empty((len(files), CONTRACT.height, CONTRACT.width), np.float32)
+        for i, data in enumerate(files):
+            try:
+                batch[i] = to_model_input(data, s.max_pixels, s.max_side)
+            except InputError as exc:
+                if len(files) > 1:
+                    exc.message = f"images[{i}]: {exc.message}"
+                raise
+        return batch
+
+    async def _decode(self, files: list[bytes]) -> np.ndarray:
+        if sum(map(len, files)) <= INLINE_DECODE_BYTES:
+            return self._inputs(files)
+        return await asyncio.to_thread(self._inputs, files)
+
+    @bentoml.api(input_spec=ImageInput)
+    async def predict(self, ctx: bentoml.Context) -> Prediction:
+        """Classify one PNG/JPEG image sent as multipart field `image`."""
+        try:
+            files = await read_files(ctx.request, "image", self.settings.max_body_bytes, 1)
+            batch = await self._decode(files)
+        except InputError as exc:
+            return error(ctx, exc)  # type: ignore[return-value]
+        return predictions_from(self.engine.probabilities(batch))[0]
+
+    @bentoml.api(input_spec=ImagesInput)
+    async def predict_batch(self, ctx: bentoml.Context) -> BatchPrediction:
+        """Classify 1-256 images (multipart fields `images`) in one inference call."""
+        try:
+            files = await read_files(ctx.request, "images", self.settings.max_body_bytes,
+                                     self.settings.max_batch)
+            batch = await self._decode(files)
+        except InputError as exc:
+            return error(ctx, exc)  # type: ignore[return-value]
+        return BatchPrediction(predictions=predictions_from(self.engine.probabilities(batch)))
+
+    @bentoml.api(input_spec=PixelsInput)
+    async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
+        """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
+        try:
+            body = await read_json_body(ctx.request, self.settings.max_body_bytes)
+            try:
+                req = PixelsRequest.model_validate_json(body)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "body"
+                raise InputError(422, f"{where}: {first['msg']} "
+                                      f"({exc.error_count()} error(s) in all)") from None
+        except InputError as exc:
+            return error(ctx, exc)  # type: ignore[return-value]
+        batch = np.asarray(req.pixels, dtype=np.float32)[None]
+        return predictions_from(self.engine.probabilities(batch))[0]
