@@ -1,6 +1,6 @@
 """The inference engine: a verified ONNX model in an onnxruntime session. No BentoML here.
 
-    python -c "from service.engine import Engine; e = Engine('artifacts/model.onnx'); print(e.provider)"
+    python -c "from service.engine import Engine; print(Engine('artifacts/model.onnx').provider)"
 
 Verification before serving: the file's SHA-256 against the model store's
 record, and the graph's inputs/outputs against the contract. onnxruntime falls

@@ -77,8 +77,9 @@ class PixelsInput(_SelfParsed):
 
 def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
     meta = model.info.metadata
-    return Engine(model.path_of(meta.get("onnx_file", "model.onnx")),
-                  expected_sha256=meta.get("onnx_sha256"), providers=settings.providers,
+    sha = meta.get("onnx_sha256")
+    return Engine(model.path_of(str(meta.get("onnx_file", "model.onnx"))),
+                  expected_sha256=str(sha) if sha else None, providers=settings.providers,
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
 

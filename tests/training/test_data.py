@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from tests.conftest import write_idx, write_mnist_folder
+from tests.helpers import write_idx, write_mnist_folder
 from training import data, download
 
 

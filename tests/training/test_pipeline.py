@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from service.contract import CONTRACT, MODEL_NAME, check_session
-from tests.conftest import run_training
+from tests.helpers import run_training
 from training import export
 
 
@@ -19,14 +19,20 @@ def _metrics(out):
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_dry_run_loss_decreases(trained):
-    hist = _metrics(trained[1])["history"]
-    assert len(hist["train_loss"]) == 3
+def test_dry_run_is_small_fast_and_its_loss_decreases(tmp_path, mnist_folder):
+    out = tmp_path / "out"
+    proc = run_training(["--dry-run", "--data-dir", str(mnist_folder), "--output-dir", str(out),
+                         "--no-register"], tmp_path / "bentoml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = _metrics(out)
+    hist = m["history"]
+    assert len(hist["train_loss"]) == 3 and m["config"]["model"]["hidden_sizes"] == [128]
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     assert min(hist["val_loss"]) < hist["val_loss"][0]
+    assert m["split"]["test"] == 500 and "registered: no" in proc.stdout
 
 
-def test_dry_run_writes_every_artifact_and_no_sidecar(trained):
+def test_training_writes_every_artifact_and_no_sidecar(trained):
     out = trained[1]
     for name in ("model.onnx", "metrics.json", "training_curves.png", "confusion_matrix.png",
                  "model_card.md"):
@@ -36,7 +42,8 @@ def test_dry_run_writes_every_artifact_and_no_sidecar(trained):
     m = _metrics(out)
     assert m["dataset"]["source"] == "idx" and m["dataset"]["is_fallback"] is False
     assert len(m["per_class_accuracy"]) == 10
-    assert np.array(m["confusion_matrix"]).sum() == m["split"]["test"] == 500
+    assert np.array(m["confusion_matrix"]).sum() == m["split"]["test"] == 1000
+    assert m["test_accuracy"] >= 0.9 and m["gates"] == {"parity": True, "accuracy": True}
     assert m["onnx_sha256"] == export.sha256_of(out / "model.onnx")
 
 

@@ -1,0 +1,38 @@
+"""Test helpers: IDX writers and the training CLI runner (imported by tests, not fixtures)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
+    """Write an IDX file (gzip when the name ends in .gz); magic overridable for corrupt cases."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = magic if magic is not None else (0x803 if array.ndim == 3 else 0x801)
+    raw = struct.pack(">i", magic) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def write_mnist_folder(folder: Path, train_x, train_y, test_x, test_y) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte.gz", train_x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", train_y)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y)
+    return folder
+
+
+def run_training(args: list[str], bentoml_home: Path, timeout: float = 300):
+    """Run the training CLI the way users do, against an isolated BentoML store."""
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+    env.pop("MNIST_DIR", None)
+    return subprocess.run([sys.executable, "-m", "training", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)

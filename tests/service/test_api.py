@@ -1,0 +1,211 @@
+"""The HTTP API in process: BentoML's ASGI app with its real lifespan, no server."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from service.contract import CONTRACT
+from tests.service.images import canvas_rgba, huge_png, jpeg_on_paper, png
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    from service.service import MNISTService
+
+    with TestClient(MNISTService.to_asgi(), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _assert_error(resp, status, text=""):
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert isinstance(body, dict) and isinstance(body["error"], str), body
+    assert text.lower() in body["error"].lower(), body
+
+
+def _pixels(digit):
+    return {"pixels": digit.astype(int).tolist()}
+
+
+def test_predict_returns_digit_confidence_and_probabilities(client, test_digits):
+    resp = client.post("/predict", files={"image": ("d.png", png(test_digits[0][0]),
+                                                    "image/png")})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"digit", "confidence", "probabilities"}
+    assert 0 <= body["digit"] <= 9 and len(body["probabilities"]) == 10
+    assert body["confidence"] == pytest.approx(max(body["probabilities"]))
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_png_pixels_and_batch_agree(client, test_digits):
+    x = test_digits[0][:12]
+    single = [client.post("/predict", files={"image": ("d.png", png(d))}).json()["digit"]
+              for d in x]
+    pixels = [client.post("/predict_pixels", json=_pixels(d)).json()["digit"] for d in x]
+    resp = client.post("/predict_batch", files=[("images", (f"{i}.png", png(d)))
+                                                for i, d in enumerate(x)])
+    assert resp.status_code == 200
+    assert [p["digit"] for p in resp.json()["predictions"]] == single == pixels
+
+
+def test_predict_reads_photos_and_canvas_drawings(client, test_digits):
+    x, y = test_digits
+    for make in (jpeg_on_paper, canvas_rgba):
+        digits = [client.post("/predict", files={"image": ("u", make(d))}).json()["digit"]
+                  for d in x[:30]]
+        assert np.mean(np.array(digits) == y[:30]) >= 0.75, make.__name__
+
+
+def test_model_endpoint_describes_model_and_provider(client, trained):
+    body = client.get("/model").json()
+    metrics = json.loads((trained[1] / "metrics.json").read_text())
+    assert body["tag"].startswith("mnist_mlp:")
+    assert body["sha256"] == metrics["onnx_sha256"]
+    assert body["provider"] == "CPUExecutionProvider" and body["cuda_fell_back_to_cpu"] is False
+    assert body["contract"]["input_name"] == CONTRACT.input_name
+    assert body["dataset"]["source"] == "idx"
+
+
+# /metrics needs the Prometheus set-up of a real server: tests/service/test_serve.py.
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json"])
+def test_bentoml_endpoints_stay_available(client, path):
+    assert client.get(path).status_code == 200
+
+
+def test_openapi_documents_the_image_field(client):
+    spec = client.get("/docs.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
+
+
+BAD_IMAGE_REQUESTS = {
+    "empty_body_no_type": (dict(), 415, "multipart/form-data"),
+    "empty_body_multipart": (dict(headers={"content-type": "multipart/form-data; boundary=x"},
+                                  content=b""), 400, "empty"),
+    "json_instead_of_form": (dict(json={"image": "x"}), 415, "multipart/form-data"),
+    "missing_image_field": (dict(files={"picture": ("d.png", b"\x89PNG")}), 400,
+                            "missing file field 'image'"),
+    "empty_file": (dict(files={"image": ("d.png", b"")}), 400, "empty"),
+    "not_an_image": (dict(files={"image": ("d.png", b"just some text")}), 400,
+                     "not a png or jpeg"),
+    "gif": (dict(files={"image": ("d.gif", b"GIF89a" + bytes(30))}), 415, "GIF"),
+    "svg": (dict(files={"image": ("d.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>")}),
+            415, "SVG"),
+    "broken_multipart": (dict(headers={"content-type": "multipart/form-data"},
+                              content=b"--x\r\ngarbage"), 400, "multipart"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMAGE_REQUESTS))
+def test_predict_rejects_bad_input_with_4xx(client, case):
+    kwargs, status, text = BAD_IMAGE_REQUESTS[case]
+    _assert_error(client.post("/predict", **kwargs), status, text)
+
+
+def test_predict_rejects_truncated_png(client, test_digits):
+    data = png(np.tile(test_digits[0][0], (6, 6)))
+    _assert_error(client.post("/predict", files={"image": ("d.png", data[:len(data) // 2])}),
+                  400, "truncated")
+
+
+def test_predict_rejects_12000_square_png_before_decoding(client):
+    _assert_error(client.post("/predict", files={"image": ("big.png", huge_png(12000))}),
+                  413, "12000x12000")
+
+
+def test_predict_rejects_body_over_limit(client):
+    _assert_error(client.post("/predict", files={"image": ("d.png", b"\x89PNG" + bytes(11 << 20))}),
+                  413, "limit")
+
+
+def test_predict_never_fetches_a_url_sent_as_text(client):
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/digit.png"
+        _assert_error(client.post("/predict", files={"image": (None, url)}), 400,
+                      "URLs are not fetched")
+        _assert_error(client.post("/predict", data={"image": url}), 415)
+        _assert_error(client.post("/predict", content=url.encode(),
+                                  headers={"content-type": "text/plain"}), 415)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+
+
+def test_predict_batch_rejects_too_many_and_names_the_bad_image(client, test_digits):
+    good = png(test_digits[0][0])
+    _assert_error(client.post("/predict_batch", files=[("images", ("d.png", good))] * 257),
+                  413, "at most 256")
+    files = [("images", ("a.png", good)), ("images", ("b.gif", b"GIF89a" + bytes(9)))]
+    _assert_error(client.post("/predict_batch", files=files), 415, "images[1]")
+    _assert_error(client.post("/predict_batch", files={"image": ("d.png", good)}), 400,
+                  "missing file field 'images'")
+
+
+def _grid(value):
+    return [[value] * 28 for _ in range(28)]
+
+
+BAD_PIXELS = {
+    "wrong_rows": ({"pixels": [[0] * 28] * 27}, "at least 28"),
+    "wrong_cols": ({"pixels": [[0] * 29] * 28}, "at most 28"),
+    "over_255": ({"pixels": _grid(256)}, "less than or equal to 255"),
+    "negative": ({"pixels": _grid(-1)}, "greater than or equal to 0"),
+    "floats": ({"pixels": _grid(3.5)}, "valid integer"),
+    "strings": ({"pixels": _grid("7")}, "valid integer"),
+    "booleans": ({"pixels": _grid(True)}, "valid integer"),
+    "missing": ({}, "pixels"),
+    "extra_field": ({"pixels": _grid(0), "x": 1}, "extra"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PIXELS))
+def test_predict_pixels_validates_strictly(client, case):
+    payload, text = BAD_PIXELS[case]
+    _assert_error(client.post("/predict_pixels", json=payload), 422, text)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_predict_pixels_rejects_non_finite_numbers(client, token):
+    rows = ",".join(["[" + ",".join([token] + ["0"] * 27) + "]"] + ["[" + ",".join(["0"] * 28)
+                                                                    + "]"] * 27)
+    resp = client.post("/predict_pixels", content=f'{{"pixels": [{rows}]}}'.encode(),
+                       headers={"content-type": "application/json"})
+    _assert_error(resp, 422)
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    (dict(content=b"{not json", headers={"content-type": "application/json"}), 422),
+    (dict(content=b"", headers={"content-type": "application/json"}), 400),
+    (dict(files={"pixels": ("p.json", b"\x89PNG\x00\xff")}), 415),
+])
+def test_predict_pixels_rejects_bad_bodies(client, kwargs, status):
+    _assert_error(client.post("/predict_pixels", **kwargs), status)
+
+
+def test_service_stays_ready_after_bad_input(client, test_digits):
+    client.post("/predict", files={"image": ("big.png", huge_png(12000))})
+    client.post("/predict_pixels", content=b"[[[", headers={"content-type": "application/json"})
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/predict", files={"image": ("d.png", png(test_digits[0][1]))}
+                       ).status_code == 200

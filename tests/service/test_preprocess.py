@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.preprocess import InputError, decode, ink_on_black, mnist_layout, to_model_input
+from tests.service.images import UPLOAD_STYLES, huge_png, png
+
+
+def _com(x):
+    ys, xs = np.indices(x.shape)
+    return (ys * x).sum() / x.sum() + 0.5, (xs * x).sum() / x.sum() + 0.5
+
+
+def test_mnist_digit_comes_out_unchanged(test_digits):
+    x, _ = test_digits
+    for digit in x[:200]:
+        assert np.array_equal(to_model_input(png(digit)), digit.astype(np.float32))
+
+
+@pytest.mark.parametrize("style", sorted(UPLOAD_STYLES))
+def test_upload_styles_land_in_mnist_layout(style, test_digits):
+    out = to_model_input(UPLOAD_STYLES[style](test_digits[0][3]))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() == pytest.approx(255, abs=1)
+    rows, cols = np.nonzero(out > 0)
+    assert np.ptp(rows) < 22 and np.ptp(cols) < 22  # fits the 20x20 box (+ antialiasing)
+    cy, cx = _com(out)
+    assert abs(cy - 14) <= 1.0 and abs(cx - 14) <= 1.0
+    assert np.median(out) == 0  # white ink on black
+
+
+def _similarity(a, b):
+    """Best correlation over shifts of up to 2 px: same digit, same scale, centring aside."""
+    return max(np.corrcoef(np.roll(a, (dy, dx), (0, 1)).ravel(), b.ravel())[0, 1]
+               for dy in range(-2, 3) for dx in range(-2, 3))
+
+
+@pytest.mark.parametrize("style", sorted(UPLOAD_STYLES))
+def test_upload_styles_look_like_the_original_digit(style, test_digits):
+    x, _ = test_digits
+    sims = [_similarity(to_model_input(UPLOAD_STYLES[style](x[i])), x[i].astype(np.float32))
+            for i in range(20)]
+    assert min(sims) > 0.8 and np.mean(sims) > 0.95, (style, sims)
+
+
+def test_dark_ink_on_light_paper_is_inverted():
+    gray = np.full((50, 50), 240.0)
+    gray[20:30, 20:30] = 10
+    out = ink_on_black(gray)
+    assert out[0, 0] == 15 and out[25, 25] == 245
+
+
+def test_transparent_background_counts_as_paper():
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[10:30, 18:22, 3] = 255  # opaque black stroke, transparent elsewhere
+    gray = decode(png(rgba, "RGBA"), 10**6, 1000)
+    assert gray[0, 0] == 255 and gray[20, 20] == 0
+
+
+def test_exif_orientation_is_applied():
+    img = np.zeros((20, 40), np.uint8)
+    img[:, :5] = 255  # a bright band on the left
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(img).save(buf, "JPEG", exif=exif, quality=95)
+    gray = decode(buf.getvalue(), 10**6, 1000)
+    assert gray.shape == (40, 20) and gray[:5].mean() > 200  # the band is now on top
+
+
+@pytest.mark.parametrize("data, status, text", [
+    (b"", 400, "empty"),
+    (b"hello, this is text", 400, "not a PNG or JPEG"),
+    (b"GIF89a" + bytes(20), 415, "GIF"),
+    (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', 415, "SVG"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", 415, "SVG"),
+    (b"BM" + bytes(40), 415, "BMP"),
+])
+def test_decode_rejects_non_images_and_other_formats(data, status, text):
+    with pytest.raises(InputError, match=text) as info:
+        decode(data, 10**6, 1000)
+    assert info.value.status == status
+
+
+def test_decode_rejects_truncated_png(test_digits):
+    data = png(np.tile(test_digits[0][0], (8, 8)))
+    with pytest.raises(InputError) as info:
+        decode(data[: len(data) // 2], 10**7, 10**4)
+    assert info.value.status == 400
+
+
+def test_decode_checks_pixel_count_before_decoding():
+    with pytest.raises(InputError, match="12000x12000") as info:
+        decode(huge_png(12000), 25_000_000, 100_000)
+    assert info.value.status == 413
+
+
+def test_decode_checks_longest_side():
+    with pytest.raises(InputError, match="a side") as info:
+        decode(png(np.zeros((2, 3000), np.uint8)), 10**7, 2000)
+    assert info.value.status == 413
+
+
+def test_blank_image_is_a_client_error():
+    with pytest.raises(InputError, match="no digit") as info:
+        mnist_layout(np.zeros((100, 100), np.float32))
+    assert info.value.status == 422
