@@ -38,7 +38,7 @@ _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
 }
 
 
-def sniff_format(data: bytes) -> str | None:
+def sniff_format(data: bytes) -> str:
     """'PNG' or 'JPEG' from the magic bytes; raise 415/400 for anything else."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"

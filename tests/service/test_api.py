@@ -11,7 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from service.contract import CONTRACT
-from tests.service.images import canvas_rgba, huge_png, jpeg_on_paper, png
+from service.samples import canvas_rgba, jpeg_on_paper, png
+from tests.service.images import huge_png
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from service.preprocess import InputError, decode, ink_on_black, mnist_layout, to_model_input
-from tests.service.images import UPLOAD_STYLES, huge_png, png
+from service.samples import UPLOAD_STYLES, png
+from tests.service.images import huge_png
 
 
 def _com(x):

@@ -1,0 +1,118 @@
+"""`bentoml serve` for real: a subprocess on a loopback port, as users and containers start it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service import process
+from service.engine import Engine
+from service.samples import png
+
+pytestmark = pytest.mark.slow
+
+
+def _serve(home: Path, port: int, log=subprocess.PIPE) -> subprocess.Popen:
+    return process.start(port, log, env={"BENTOML_HOME": str(home)})
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    port = process.free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log_path, "w") as log:
+        proc = _serve(trained[2], port, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_ready(proc, base)
+    except RuntimeError as exc:
+        process.stop(proc)
+        pytest.fail(f"{exc}:\n{log_path.read_text()}")
+    yield base
+    process.stop(proc)
+
+
+def test_served_png_digits_match_the_model_offline(server, trained, test_digits):
+    import httpx
+
+    x, y = test_digits
+    x, y = x[:300], y[:300]
+    engine = Engine(trained[1] / "model.onnx")
+    offline = engine.probabilities(x.astype(np.float32)).argmax(1)
+    with httpx.Client(base_url=server, timeout=10) as client:
+        served = [client.post("/predict", files={"image": ("d.png", png(d), "image/png")}
+                              ).json()["digit"] for d in x]
+    assert np.array_equal(np.array(served), offline)
+    assert np.mean(offline == y) > 0.9
+
+
+def test_prometheus_metrics_count_predictions(server):
+    status, body = process.http_get(server + "/metrics")
+    assert status == 200
+    assert b'endpoint="/predict"' in body
+
+
+def _wait_exit(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.stop(proc)
+        out = proc.stdout.read() if proc.stdout else ""
+        pytest.fail("server kept running with a bad model:\n" + out)
+    return proc.returncode, out
+
+
+def _store_copy(trained, tmp_path) -> tuple[Path, Path]:
+    home = tmp_path / "bentoml"
+    shutil.copytree(trained[2], home)
+    onnx_file = next((home / "models" / "mnist_mlp").glob("*/model.onnx"))
+    return home, onnx_file
+
+
+def test_refuses_to_start_on_corrupt_model(trained, tmp_path):
+    home, onnx_file = _store_copy(trained, tmp_path)
+    data = bytearray(onnx_file.read_bytes())
+    data[-64] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    code, out = _wait_exit(_serve(home, process.free_port()))
+    assert code != 0
+    assert out.strip().splitlines()[-1].startswith("mnist service cannot start: model file")
+    assert "is corrupt: SHA-256" in out
+
+
+def test_refuses_to_start_on_contract_mismatch(trained, tmp_path):
+    """A model registered with a correct checksum but the wrong graph signature."""
+    home = tmp_path / "bentoml"
+    script = (
+        "import onnx, shutil, sys\n"
+        "from onnx import helper, TensorProto\n"
+        "from service.engine import sha256_of\n"
+        "i = helper.make_tensor_value_info('image', TensorProto.FLOAT, ['b', 28, 28])\n"
+        "o = helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['b', 28, 28])\n"
+        "g = helper.make_graph([helper.make_node('Identity', ['image'], ['logits'])], 'g',"
+        " [i], [o])\n"
+        "ops = [helper.make_opsetid('', 18)]\n"
+        "onnx.save(helper.make_model(g, ir_version=10, opset_imports=ops), sys.argv[1])\n"
+        "import bentoml\n"
+        "with bentoml.models.create('mnist_mlp', metadata={'onnx_sha256':"
+        " sha256_of(sys.argv[1])}) as m:\n"
+        "    shutil.copy(sys.argv[1], m.path_of('model.onnx'))\n")
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "bad.onnx")], env=env,
+                   check=True, capture_output=True)
+    code, out = _wait_exit(_serve(home, process.free_port()))
+    assert code != 0
+    assert "breaks the contract: input is named 'image', expected 'pixels'" in \
+        out.strip().splitlines()[-1]
+
+
+def test_refuses_to_start_without_model(tmp_path):
+    code, out = _wait_exit(_serve(tmp_path / "empty", process.free_port()))
+    assert code != 0
+    assert "mnist_mlp:latest" in out.strip().splitlines()[-1]
