@@ -16,7 +16,10 @@ ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
 export MNIST_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: help setup train demo test lint ci-train clean
+PORT ?= 3000
+DEMO_ARGS ?=
+
+.PHONY: help setup train demo serve bento test lint ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -32,12 +35,21 @@ $(VENV)/.installed: pyproject.toml
 train: setup  ## train, export, verify and register the model (TRAIN_ARGS=... to override)
 	$(BIN)/python -m training --output-dir $(ARTIFACTS) $(TRAIN_ARGS)
 
-demo: train  ## the whole procedure on the default data
-	@echo; echo "== demo: model registered in $(BENTOML_HOME); artifacts in $(ARTIFACTS)/"
+demo: train  ## train, then serve, send sample digits and stop
+	@echo; echo "== trained: model registered in $(BENTOML_HOME); artifacts in $(ARTIFACTS)/"
 	@$(BIN)/python -c "import json; m = json.load(open('$(ARTIFACTS)/metrics.json')); \
-	  print(f\"test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
+	  print(f\"  test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
 	  ({m['dataset']['source']}{', FALLBACK DATA' if m['dataset']['is_fallback'] else ''}); \
 	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
+	$(BIN)/python -m service.demo $(DEMO_ARGS)
+
+serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT)
+	$(BIN)/bentoml serve service.service:MNISTService --port $(PORT)
+
+bento: setup  ## bentoml build (+ containerize when docker is on PATH)
+	$(BIN)/bentoml build
+	@if docker info >/dev/null 2>&1; then $(BIN)/bentoml containerize mnist:latest -t mnist-bento:latest; \
+	  else echo "docker not available: skipped bentoml containerize"; fi
 
 test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
