@@ -19,7 +19,12 @@ endif
 PORT ?= 3000
 DEMO_ARGS ?=
 
-.PHONY: help setup train demo serve bento test lint ci-train clean
+HOST ?= http://127.0.0.1:$(PORT)
+LOCUST_ARGS ?=
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: help setup train demo serve bento loadtest compose-up compose-loadtest compose-down \
+	compose-e2e test lint ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -41,7 +46,7 @@ demo: train  ## train, then serve, send sample digits and stop
 	  print(f\"  test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
 	  ({m['dataset']['source']}{', FALLBACK DATA' if m['dataset']['is_fallback'] else ''}); \
 	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
-	$(BIN)/python -m service.demo $(DEMO_ARGS)
+	$(BIN)/python -m service.demo --loadtest 20 $(DEMO_ARGS)
 
 serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT)
 	$(BIN)/bentoml serve service.service:MNISTService --port $(PORT)
@@ -51,12 +56,30 @@ bento: setup  ## bentoml build (+ containerize when docker is on PATH)
 	@if docker info >/dev/null 2>&1; then $(BIN)/bentoml containerize mnist:latest -t mnist-bento:latest; \
 	  else echo "docker not available: skipped bentoml containerize"; fi
 
+loadtest: setup  ## Locust against a running service (HOST=..., LOCUST_ARGS=...)
+	@mkdir -p reports
+	$(BIN)/locust --config load_tests/locust.conf --host $(HOST) \
+	  --csv reports/locust --html reports/locust.html $(LOCUST_ARGS)
+
+compose-up:  ## containers: train, then serve on :3000 (MNIST_DATA=folder of IDX files)
+	$(COMPOSE) up --build -d
+
+compose-loadtest:  ## containers: Locust against the api, report in ./reports
+	@mkdir -p reports && chmod a+rwx reports
+	$(COMPOSE) --profile loadtest run --rm locust
+
+compose-down:  ## containers: stop and remove (keeps the model volume)
+	$(COMPOSE) --profile loadtest down
+
+compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
+	bash docker/e2e.sh
+
 test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check training service tests
-	$(BIN)/mypy training service
+	$(BIN)/ruff check training service tests load_tests
+	$(BIN)/mypy training service load_tests
 
 ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.5%)
 	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \

@@ -47,6 +47,19 @@ def choose_providers(requested: Sequence[str] = ()) -> list[str]:
     return [CPU]
 
 
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from the nvidia-* pip packages (GPU image) before the session needs
+    them; a no-op where they are absent, and the fallback is then detected below."""
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # best effort: a missing library shows as a CPU fallback
+            log.debug("onnxruntime.preload_dlls failed: %s", exc)
+
+
 def sha256_of(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -70,6 +83,8 @@ class Engine:
                 raise ModelLoadError(f"model file {path} is corrupt: SHA-256 {actual[:12]}… "
                                      f"does not match the store's {expected_sha256[:12]}…")
         wanted = choose_providers(providers)
+        if CUDA in wanted:
+            _preload_cuda_libraries()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # workers are processes: no oversubscription
         opts.inter_op_num_threads = 1

@@ -9,6 +9,7 @@ every figure about "real uploads" is measured on the same renderings.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -23,7 +24,8 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
 def jpeg_on_paper(digit: np.ndarray, size: int = 112, seed: int = 0) -> bytes:
     """Dark ink on textured light paper, RGB, JPEG: a phone photo or scan."""
     rng = np.random.default_rng(seed)
-    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.BICUBIC), np.float32)
+    resized = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    big = np.asarray(resized, np.float32)
     img = np.clip(235 + rng.normal(0, 6, big.shape) - 0.85 * big, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(np.stack([img, img, img], -1), "RGB").save(buf, "JPEG", quality=75)
@@ -32,7 +34,7 @@ def jpeg_on_paper(digit: np.ndarray, size: int = 112, seed: int = 0) -> bytes:
 
 def canvas_rgba(digit: np.ndarray, size: int = 280) -> bytes:
     """Black strokes on a transparent background: a browser canvas export."""
-    alpha = np.asarray(Image.fromarray(digit).resize((size, size), Image.BILINEAR))
+    alpha = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR))
     rgba = np.zeros((size, size, 4), np.uint8)
     rgba[..., 3] = alpha
     return png(rgba, "RGBA")
@@ -43,7 +45,7 @@ def off_centre(digit: np.ndarray, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     canvas = np.zeros((600, 800), np.uint8)
     side = int(rng.integers(60, 140))
-    small = np.asarray(Image.fromarray(digit).resize((side, side), Image.BILINEAR))
+    small = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))
     y, x = int(rng.integers(0, 600 - side)), int(rng.integers(0, 800 - side))
     canvas[y:y + side, x:x + side] = small
     return png(255 - canvas)
@@ -54,7 +56,9 @@ def inverted(digit: np.ndarray) -> bytes:
     return png(255 - digit)
 
 
-UPLOAD_STYLES = {
+Render = Callable[[np.ndarray], bytes]
+
+UPLOAD_STYLES: dict[str, Render] = {
     "already_mnist": png,
     "inverted": inverted,
     "jpeg_on_paper": jpeg_on_paper,

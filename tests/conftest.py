@@ -34,6 +34,13 @@ def digit_split(real_digits) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def test_digits(real_digits, digit_split):
+    """Real digits the model was not trained on (the fixture folder's test part)."""
+    (x, y), test_idx = real_digits, digit_split[1]
+    return x[test_idx], y[test_idx]
+
+
+@pytest.fixture(scope="session")
 def mnist_folder(tmp_path_factory, real_digits, digit_split) -> Path:
     """4,000 train / 1,000 test real digits as a standard four-file IDX folder."""
     (x, y), (tr, te) = real_digits, digit_split
@@ -54,3 +61,22 @@ def trained(tmp_path_factory, mnist_folder):
                          "--epochs", "6", "--hidden", "256", "--min-accuracy", "0.9"], home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc, out, home
+
+
+@pytest.fixture(scope="session")
+def server(trained, tmp_path_factory):
+    """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
+    from service import process
+
+    port = process.free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log_path, "w") as log:
+        proc = process.start(port, log, env={"BENTOML_HOME": str(trained[2])})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_ready(proc, base)
+    except RuntimeError as exc:
+        process.stop(proc)
+        pytest.fail(f"{exc}:\n{log_path.read_text()}")
+    yield base
+    process.stop(proc)

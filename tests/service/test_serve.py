@@ -22,22 +22,6 @@ def _serve(home: Path, port: int, log=subprocess.PIPE) -> subprocess.Popen:
     return process.start(port, log, env={"BENTOML_HOME": str(home)})
 
 
-@pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
-    port = process.free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
-    with open(log_path, "w") as log:
-        proc = _serve(trained[2], port, log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_ready(proc, base)
-    except RuntimeError as exc:
-        process.stop(proc)
-        pytest.fail(f"{exc}:\n{log_path.read_text()}")
-    yield base
-    process.stop(proc)
-
-
 def test_served_png_digits_match_the_model_offline(server, trained, test_digits):
     import httpx
 

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from load_tests.shapes import users_at
+from load_tests.slo import SLO, Accuracy, summary, violations
+
+
+@dataclass
+class FakeTotal:
+    num_requests: int = 1000
+    num_failures: int = 0
+    fail_ratio: float = 0.0
+    total_rps: float = 200.0
+    p50: float = 5.0
+    p99: float = 40.0
+
+    def get_response_time_percentile(self, q: float) -> float:
+        return self.p99 if q >= 0.99 else self.p50
+
+
+def _acc(correct: int, total: int) -> Accuracy:
+    return Accuracy(correct=correct, total=total)
+
+
+def test_slo_passes_a_healthy_run():
+    assert violations(FakeTotal(), _acc(99, 100), SLO(p99_ms=50, min_rps=100)) == []
+
+
+@pytest.mark.parametrize("total, acc, slo, text", [
+    (FakeTotal(num_failures=1, fail_ratio=0.001), _acc(1, 1), SLO(), "failure ratio"),
+    (FakeTotal(p99=300), _acc(1, 1), SLO(p99_ms=250), "p99 300 ms > 250 ms"),
+    (FakeTotal(total_rps=50), _acc(1, 1), SLO(min_rps=100), "throughput 50.0"),
+    (FakeTotal(), _acc(90, 100), SLO(min_accuracy=0.95), "accuracy 0.9000"),
+    (FakeTotal(num_requests=0), _acc(0, 0), SLO(), "no requests"),
+])
+def test_slo_names_each_violation(total, acc, slo, text):
+    problems = violations(total, acc, slo)
+    assert len(problems) == 1 and text in problems[0]
+
+
+def test_accuracy_counts_matches():
+    acc = Accuracy()
+    acc.add([1, 2, 3], [1, 2, 4])
+    acc.add([7], [7])
+    assert (acc.correct, acc.total) == (3, 4) and acc.ratio == 0.75
+
+
+def test_summary_is_one_line_with_the_figures():
+    line = summary(FakeTotal(), _acc(98, 100))
+    assert "\n" not in line
+    assert "1000 requests, 0 failed, 200.0 req/s, p50 5 ms, p99 40 ms" in line
+    assert "accuracy under load 0.9800" in line
+
+
+def test_profiles_shape_the_user_count():
+    assert [users_at("steady", t, 100, 20) for t in (0, 50, 99)] == [20, 20, 20]
+    ramp = [users_at("ramp", t, 100, 20) for t in (0, 40, 80, 99)]
+    assert ramp == sorted(ramp) and ramp[0] == 1 and ramp[-1] == 20
+    spike = [users_at("spike", t, 100, 20) for t in (10, 45, 55, 70)]
+    assert spike == [5, 20, 20, 5]
+    assert users_at("soak", 30, 1800, 20) == 10 and users_at("soak", 600, 1800, 20) == 20
