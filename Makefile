@@ -18,12 +18,13 @@ endif
 
 PORT ?= 3000
 DEMO_ARGS ?=
+BENCH_ARGS ?=
 
 HOST ?= http://127.0.0.1:$(PORT)
 LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help setup train demo serve bento loadtest compose-up compose-loadtest compose-down \
+.PHONY: help setup train demo serve bento bench loadtest compose-up compose-loadtest compose-down \
 	compose-e2e test lint ci-train clean
 
 help:  ## list the targets
@@ -34,7 +35,7 @@ setup: $(VENV)/.installed  ## create .venv and install everything (train, serve,
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(PIP_ARGS) -e '.[train,serve,load,dev]'
+	$(BIN)/pip install -q $(PIP_ARGS) -e '.[train,serve,load,dev,bench]'
 	@touch $@
 
 train: setup  ## train, export, verify and register the model (TRAIN_ARGS=... to override)
@@ -71,6 +72,9 @@ compose-loadtest:  ## containers: Locust against the api, report in ./reports
 compose-down:  ## containers: stop and remove (keeps the model volume)
 	$(COMPOSE) --profile loadtest down
 
+bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.md (needs MNIST_DIR)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
 	bash docker/e2e.sh
 
@@ -78,8 +82,8 @@ test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check training service tests load_tests
-	$(BIN)/mypy training service load_tests
+	$(BIN)/ruff check training service tests load_tests benchmarks
+	$(BIN)/mypy training service load_tests benchmarks
 
 ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.5%)
 	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \

@@ -1,0 +1,45 @@
+"""The peer: what a user would write instead of BentoML (benchmarks only, not the product).
+
+    BENCH_ONNX_PATH=artifacts/model.onnx uvicorn benchmarks.peer:app --port 3100 --workers 1
+
+A bare FastAPI endpoint with the same ONNX model, the same Engine and the same
+preprocessing functions as the service, so the benchmark compares the frameworks.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, File, HTTPException, UploadFile
+
+from service.engine import Engine
+from service.preprocess import InputError, to_model_input
+from service.schemas import Prediction, predictions_from
+
+state: dict[str, Engine] = {}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state["engine"] = Engine(os.environ["BENCH_ONNX_PATH"])
+    yield
+    state.clear()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/readyz")
+async def readyz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/predict", response_model=Prediction)
+async def predict(image: Annotated[UploadFile, File()]) -> Prediction:
+    try:
+        x = to_model_input(await image.read())
+    except InputError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    return predictions_from(state["engine"].probabilities(x[None]))[0]

@@ -1,0 +1,151 @@
+"""`make bench`: the service against its peer and its ceiling, side by side, in one run.
+
+    python -m benchmarks.run --data-dir ../shared/data/mnist --seconds 20 --users 16
+
+Trains the default model (timed), then on the same machine in the same run: cold
+start, Locust against `bentoml serve` and against the bare FastAPI peer
+(benchmarks/peer.py, same model, preprocessing and workers), /predict_batch and
+/predict_pixels, and the in-process ceilings. Prints a table of ratios and writes
+docs/benchmarks.md. Absolute numbers drift on shared machines; the ratios are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import ceiling, report
+from service import process
+
+ROOT = process.ROOT
+
+
+def locust(host: str, endpoint: str, users: int, seconds: int, out: Path) -> dict[str, float]:
+    """A headless Locust run; returns req/s, p50, p99 (ms) and failures of the aggregate."""
+    prefix = out / f"locust-{endpoint}-{host.rsplit(':', 1)[1]}"
+    cmd = [str(Path(sys.executable).with_name("locust")), "-f", "benchmarks/locustfile.py",
+           "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+           "--host", host, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"]
+    env = {**os.environ, "BENCH_ENDPOINT": endpoint}
+    subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, timeout=seconds + 120)
+    with open(f"{prefix}_stats.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    return {"rps": float(row["Requests/s"]), "p50": float(row["50%"]),
+            "p99": float(row["99%"]), "failures": int(row["Failure Count"]),
+            "requests": int(row["Request Count"])}
+
+
+def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "training", "--data-dir", data_dir, "--output-dir",
+                    str(out)], cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
+                   check=True, capture_output=True)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"seconds": time.perf_counter() - t0, "accuracy": metrics["test_accuracy"],
+            "epochs": metrics["epochs_run"]}
+
+
+def start_service(port: int, home: Path, log) -> subprocess.Popen:
+    return process.start(port, log, env={"BENTOML_HOME": str(home)})
+
+
+def start_peer(port: int, onnx_path: Path, workers: int, log) -> subprocess.Popen:
+    cmd = [str(Path(sys.executable).with_name("uvicorn")), "benchmarks.peer:app", "--host",
+           "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path)},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def cold_start(home: Path, log, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        port = process.free_port()
+        proc = start_service(port, home, log)
+        try:
+            times.append(process.wait_ready(proc, f"http://127.0.0.1:{port}"))
+        finally:
+            process.stop(proc)
+    return statistics.median(times)
+
+
+def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str]) -> dict:
+    port = process.free_port()
+    proc = start(port)
+    try:
+        process.wait_ready(proc, f"http://127.0.0.1:{port}")
+        return {ep: locust(f"http://127.0.0.1:{port}", ep, users, seconds, out)
+                for ep in endpoints}
+    finally:
+        process.stop(proc)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"), help="MNIST IDX folder")
+    p.add_argument("--seconds", type=int, default=20, help="duration of each Locust run")
+    p.add_argument("--users", type=int, default=16, help="Locust users (fixed)")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes (both)")
+    p.add_argument("--output", default="docs/benchmarks.md", help="where the report goes")
+    p.add_argument("--gpu-json", default="docs/benchmarks-gpu.json",
+                   help="GPU figures recorded on a lent GPU (benchmarks/ceiling.py --json)")
+    args = p.parse_args(argv)
+    if not args.data_dir:
+        print("error: --data-dir or MNIST_DIR is required (the timed training needs it)")
+        return 2
+    os.environ["MNIST_DIR"] = str(Path(args.data_dir).resolve())
+    os.environ["MNIST_WORKERS"] = str(args.workers)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
+        work = Path(tmp)
+        home, arts = work / "bentoml", work / "artifacts"
+        log = open(work / "servers.log", "w")  # noqa: SIM115  (closed with the directory)
+        print("training (default command)...", flush=True)
+        results: dict = {"training": train(args.data_dir, arts, home)}
+        onnx_path = arts / "model.onnx"
+        print("cold start...", flush=True)
+        results["cold_start_s"] = cold_start(home, log)
+        print("ceilings (in process)...", flush=True)
+        results["ceiling"] = ceiling.measure(onnx_path, args.data_dir)
+        print("service under load...", flush=True)
+        results["service"] = under_load(
+            lambda port: start_service(port, home, log), args.users, args.seconds, work,
+            ["predict", "predict_batch", "predict_pixels"])
+        print("peer under load...", flush=True)
+        results["peer"] = under_load(
+            lambda port: start_peer(port, onnx_path, args.workers, log), args.users,
+            args.seconds, work, ["predict"])
+        log.close()
+    results["meta"] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "users": args.users, "seconds": args.seconds, "workers": args.workers,
+        "wall_s": time.perf_counter() - started,
+    }
+    gpu = Path(args.gpu_json)
+    results["gpu"] = json.loads(gpu.read_text()) if gpu.is_file() else None
+    text = report.render(results)
+    print("\n" + text)
+    Path(args.output).write_text(text)
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
