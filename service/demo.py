@@ -46,9 +46,12 @@ def run_loadtest(base_url: str, seconds: int, report_dir: Path) -> int:
     cmd = [str(Path(sys.executable).with_name("locust")), "-f", "load_tests/locustfile.py",
            "--config", "load_tests/locust.conf", "--host", base_url, "--run-time",
            f"{seconds}s", "--users", "8", "--spawn-rate", "8",
-           "--csv", str(report_dir / "demo"), "--html", str(report_dir / "demo.html")]
-    print(f"\n== load test: {seconds}s, 8 users against {base_url}")
-    return subprocess.run(cmd, cwd=process.ROOT).returncode
+           "--csv", str(report_dir / "demo"), "--html", str(report_dir / "demo.html"),
+           "--only-summary", "--loglevel", "WARNING"]
+    print(f"\n== load test: {seconds}s, 8 users against {base_url}", flush=True)
+    code = subprocess.run(cmd, cwd=process.ROOT).returncode
+    print(f"  report: {report_dir / 'demo.html'} (CSV: {report_dir / 'demo_stats.csv'})")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@
 | MNIST_WORKERS | 1 | BentoML worker processes |
 | MNIST_ORT_THREADS | 1 | onnxruntime intra-op threads per worker |
 | MNIST_TIMEOUT_S | 30 | request timeout, seconds |
+| MNIST_ACCESS_LOG | 0 | 1: BentoML's per-request access log line |
+| MNIST_TRACING | 0 | 1: OpenTelemetry spans for the API (configure an exporter in BentoML) |
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ class Settings:
     workers: int = 1
     ort_threads: int = 1
     timeout_s: int = 30
+    # Per-request work that costs throughput (see docs/benchmarks.md); /metrics stays.
+    access_log: bool = False
+    tracing: bool = False
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def load_settings() -> Settings:
@@ -56,8 +70,7 @@ def load_settings() -> Settings:
     return Settings(
         model_tag=os.environ.get("MNIST_MODEL_TAG", "").strip() or Settings.model_tag,
         providers=providers,
-        require_gpu=os.environ.get("MNIST_REQUIRE_GPU", "0").strip().lower()
-        in ("1", "true", "yes"),
+        require_gpu=_flag("MNIST_REQUIRE_GPU", False),
         max_body_bytes=_int("MNIST_MAX_BODY_BYTES", Settings.max_body_bytes),
         max_pixels=_int("MNIST_MAX_PIXELS", Settings.max_pixels),
         max_side=_int("MNIST_MAX_SIDE", Settings.max_side),
@@ -65,4 +78,6 @@ def load_settings() -> Settings:
         workers=max(1, _int("MNIST_WORKERS", Settings.workers)),
         ort_threads=_int("MNIST_ORT_THREADS", Settings.ort_threads),
         timeout_s=max(1, _int("MNIST_TIMEOUT_S", Settings.timeout_s)),
+        access_log=_flag("MNIST_ACCESS_LOG", Settings.access_log),
+        tracing=_flag("MNIST_TRACING", Settings.tracing),
     )
