@@ -48,10 +48,6 @@ class BatchPrediction(BaseModel):
     predictions: list[Prediction]
 
 
-class ErrorBody(BaseModel):
-    error: str
-
-
 def predictions_from(probs: np.ndarray) -> list[Prediction]:
     digits = probs.argmax(axis=1)
     return [

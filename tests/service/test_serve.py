@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -100,3 +101,27 @@ def test_refuses_to_start_without_model(tmp_path):
     code, out = _wait_exit(_serve(tmp_path / "empty", process.free_port()))
     assert code != 0
     assert "mnist_mlp:latest" in out.strip().splitlines()[-1]
+
+
+def _cli(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=180, cwd=process.ROOT)
+
+
+def test_evaluate_reports_accuracy_per_upload_style(server, mnist_folder, tmp_path):
+    out = tmp_path / "eval.json"
+    proc = _cli("service.evaluate", ["--url", server, "--limit", "40", "--styles",
+                                     "already_mnist", "jpeg_on_paper", "--json", str(out)],
+                {"MNIST_DIR": str(mnist_folder)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"already_mnist", "jpeg_on_paper"}
+    assert all(r["n"] == 40 and r["accuracy"] >= 0.75 for r in results.values())
+
+
+def test_demo_serves_answers_and_stops(trained, mnist_folder):
+    proc = _cli("service.demo", [], {"MNIST_DIR": str(mnist_folder),
+                                     "BENTOML_HOME": str(trained[2])})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "-> 415 {'error': 'unsupported image format GIF" in proc.stdout
+    assert proc.stdout.strip().endswith("== service stopped")
