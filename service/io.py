@@ -72,7 +72,9 @@ async def read_files(request: Request, field: str, limit: int, max_files: int) -
         if not values:
             raise InputError(400, f"missing file field {field!r}")
         if len(values) > max_files:
-            raise InputError(413, f"{len(values)} files in {field!r}; at most {max_files}")
+            # Too many for a batch is a size limit; two where one is expected is a mistake.
+            raise InputError(413 if max_files > 1 else 400,
+                             f"{len(values)} files in {field!r}; at most {max_files}")
         files = []
         for i, value in enumerate(values):
             if not isinstance(value, UploadFile):

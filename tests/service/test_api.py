@@ -126,6 +126,25 @@ def test_predict_rejects_body_over_limit(client):
                   413, "limit")
 
 
+def test_predict_rejects_chunked_body_over_limit_without_content_length(client):
+    def chunks():
+        head = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"d.png\"\r\n\r\n"
+        yield head + b"\x89PNG"
+        for _ in range(11):
+            yield bytes(1 << 20)
+
+    resp = client.post("/predict", content=chunks(),
+                       headers={"content-type": "multipart/form-data; boundary=x"})
+    assert "content-length" not in resp.request.headers
+    _assert_error(resp, 413, "limit")
+
+
+def test_predict_wants_exactly_one_image(client, test_digits):
+    good = png(test_digits[0][0])
+    _assert_error(client.post("/predict", files=[("image", ("a.png", good)),
+                                                 ("image", ("b.png", good))]), 400, "at most 1")
+
+
 def test_predict_never_fetches_a_url_sent_as_text(client):
     hits: list[str] = []
 
