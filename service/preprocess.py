@@ -51,20 +51,41 @@ def sniff_format(data: bytes) -> str:
     raise InputError(400, "the file is not a PNG or JPEG image")
 
 
-def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
-    """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
+def open_image(data: bytes) -> tuple[Image.Image, str]:
+    """(lazily opened image, format): reads the header only, no pixel data."""
     if not data:
         raise InputError(400, "the image file is empty")
     fmt = sniff_format(data)
     try:
         with warnings.catch_warnings():
-            # Our own limit below answers with the real size; PIL's warning adds nothing.
+            # Our own limits answer with the real size; PIL's warning adds nothing.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])  # header only
-    except Image.DecompressionBombError:  # PIL's own, far above ours: same answer
-        raise InputError(413, f"image exceeds the {max_pixels}-pixel limit") from None
+            return Image.open(io.BytesIO(data), formats=[fmt]), fmt
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours
+        raise InputError(413, "image exceeds the pixel limit") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(400, f"cannot read {fmt} image: {exc}") from None
+
+
+def check_total_pixels(files: list[bytes], max_pixels: int) -> None:
+    """One request decodes at most max_pixels in all: a batch of 256 images, each just under
+    the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
+    total = 0
+    for i, data in enumerate(files):
+        try:
+            w, h = open_image(data)[0].size
+        except InputError as exc:
+            exc.message = f"images[{i}]: {exc.message}"
+            raise
+        total += w * h
+    if total > max_pixels:
+        raise InputError(413, f"the {len(files)} images total {total} pixels: over the "
+                              f"{max_pixels}-pixel limit of one request")
+
+
+def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
+    """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
+    img, fmt = open_image(data)
     w, h = img.size
     if w * h > max_pixels or max(w, h) > max_side:
         raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "

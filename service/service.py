@@ -27,7 +27,7 @@ from starlette.routing import Route
 from service.contract import CONTRACT
 from service.engine import Engine, ModelLoadError
 from service.io import read_files, read_json_body
-from service.preprocess import InputError, to_model_input
+from service.preprocess import InputError, check_total_pixels, to_model_input
 from service.schemas import (
     BatchPrediction,
     ImageForm,
@@ -154,6 +154,8 @@ class MNISTService:
 
     def _inputs(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
+        if len(files) > 1:
+            check_total_pixels(files, s.max_pixels)
         batch = np.empty((len(files), CONTRACT.height, CONTRACT.width), np.float32)
         for i, data in enumerate(files):
             try:

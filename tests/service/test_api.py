@@ -172,6 +172,14 @@ def test_predict_never_fetches_a_url_sent_as_text(client):
     assert hits == []
 
 
+def test_predict_batch_limits_total_pixels_of_one_request(client):
+    big = huge_png(3000)  # 9 M pixels: fine alone, 27 M for three
+    assert client.post("/predict_batch", files=[("images", ("a.png", big))]).status_code == 422
+    _assert_error(client.post("/predict_batch", files=[("images", (f"{i}.png", big))
+                                                       for i in range(3)]),
+                  413, "the 3 images total 27000000 pixels")
+
+
 def test_predict_batch_rejects_too_many_and_names_the_bad_image(client, test_digits):
     good = png(test_digits[0][0])
     _assert_error(client.post("/predict_batch", files=[("images", ("d.png", good))] * 257),
