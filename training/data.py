@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.contract import CONTRACT
 from training import download
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated header ({len(raw)} bytes)")
     dims = struct.unpack(f">{ndim}i", raw[4:header])
-    if ndim == 3 and dims[1:] != (28, 28):
-        raise DataError(f"{path}: images are {dims[1]}x{dims[2]}, expected 28x28")
+    want = (CONTRACT.height, CONTRACT.width)
+    if ndim == 3 and dims[1:] != want:
+        raise DataError(f"{path}: images are {dims[1]}x{dims[2]}, expected {want[0]}x{want[1]}")
     expected = int(np.prod(dims))
     body = len(raw) - header
     if body < expected:

