@@ -116,23 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         work = Path(tmp)
         home, arts = work / "bentoml", work / "artifacts"
-        log = open(work / "servers.log", "w")  # noqa: SIM115  (closed with the directory)
-        print("training (default command)...", flush=True)
-        results: dict = {"training": train(args.data_dir, arts, home)}
-        onnx_path = arts / "model.onnx"
-        print("cold start...", flush=True)
-        results["cold_start_s"] = cold_start(home, log)
-        print("ceilings (in process)...", flush=True)
-        results["ceiling"] = ceiling.measure(onnx_path, args.data_dir)
-        print("service under load...", flush=True)
-        results["service"] = under_load(
-            lambda port: start_service(port, home, log), args.users, args.seconds, work,
-            ["predict", "predict_batch", "predict_pixels"])
-        print("peer under load...", flush=True)
-        results["peer"] = under_load(
-            lambda port: start_peer(port, onnx_path, args.workers, log), args.users,
-            args.seconds, work, ["predict"])
-        log.close()
+        with open(work / "servers.log", "w") as log:
+            print("training (default command)...", flush=True)
+            results: dict = {"training": train(args.data_dir, arts, home)}
+            onnx_path = arts / "model.onnx"
+            print("cold start...", flush=True)
+            results["cold_start_s"] = cold_start(home, log)
+            print("ceilings (in process)...", flush=True)
+            results["ceiling"] = ceiling.measure(onnx_path, args.data_dir)
+            print("service under load...", flush=True)
+            results["service"] = under_load(
+                lambda port: start_service(port, home, log), args.users, args.seconds, work,
+                ["predict", "predict_batch", "predict_pixels"])
+            print("peer under load...", flush=True)
+            results["peer"] = under_load(
+                lambda port: start_peer(port, onnx_path, args.workers, log), args.users,
+                args.seconds, work, ["predict"])
     results["meta"] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "users": args.users, "seconds": args.seconds, "workers": args.workers,

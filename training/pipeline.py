@@ -8,7 +8,6 @@ Exit codes: 0 success, 1 a gate failed (nothing registered), 2 no usable data.
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import time
 from pathlib import Path
@@ -20,8 +19,6 @@ from service.contract import CONTRACT, MODEL_NAME
 from training import data, export, report
 from training.model import MLP, MLPConfig
 from training.train import evaluate, fit
-
-log = logging.getLogger(__name__)
 
 FULL_MIN_ACCURACY, FALLBACK_MIN_ACCURACY = 0.98, 0.90
 

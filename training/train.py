@@ -24,8 +24,6 @@ from tqdm import tqdm
 
 from training.model import ACTIVATIONS, MLPConfig
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class History:
