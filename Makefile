@@ -35,7 +35,7 @@ setup: $(VENV)/.installed  ## create .venv and install everything (train, serve,
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(PIP_ARGS) -e '.[train,serve,load,dev,bench]'
+	$(BIN)/pip install -q $(PIP_ARGS) -e '.[train,serve,load,clients,dev,bench]'
 	@touch $@
 
 train: setup  ## train, export, verify and register the model (TRAIN_ARGS=... to override)
@@ -47,7 +47,7 @@ demo: train  ## train, then serve, send sample digits and stop
 	  print(f\"  test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
 	  ({m['dataset']['source']}{', FALLBACK DATA' if m['dataset']['is_fallback'] else ''}); \
 	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
-	$(BIN)/python -m service.demo --loadtest 20 $(DEMO_ARGS)
+	$(BIN)/python -m clients.demo --loadtest 20 $(DEMO_ARGS)
 
 serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT)
 	$(BIN)/bentoml serve service.service:MNISTService --port $(PORT)
@@ -82,8 +82,8 @@ test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check training service tests load_tests benchmarks
-	$(BIN)/mypy training service load_tests benchmarks
+	$(BIN)/ruff check core training service clients tests load_tests benchmarks
+	$(BIN)/mypy core training service clients load_tests benchmarks
 
 ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.5%)
 	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data import load_idx_folder
+from core.png import encode_png
 from service.engine import Engine
 from service.preprocess import to_model_input
-from service.samples import png
-from training.data import load_idx_folder
 
 
 def _rate(fn: Callable[[], int], min_seconds: float = 2.0) -> float:
@@ -33,7 +33,7 @@ def _rate(fn: Callable[[], int], min_seconds: float = 2.0) -> float:
 
 def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = ()) -> dict:
     images = load_idx_folder(data_dir).test_images[:1024]
-    pngs = [png(d) for d in images]
+    pngs = [encode_png(d) for d in images]
     engine = Engine(onnx_path, providers=providers, threads=1)
     one = images[:1].astype(np.float32)
     big = images[:256].astype(np.float32)

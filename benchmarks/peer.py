@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import FastAPI, File, HTTPException, UploadFile
 
 from service.engine import Engine
-from service.preprocess import InputError, to_model_input
+from service.errors import InputError
+from service.preprocess import to_model_input
 from service.schemas import Prediction, predictions_from
 
 state: dict[str, Engine] = {}

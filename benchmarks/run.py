@@ -24,8 +24,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ceiling, report
-from service import process
+from benchmarks import ceiling, render
+from clients import server_process as process
 
 ROOT = process.ROOT
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     gpu = Path(args.gpu_json)
     results["gpu"] = json.loads(gpu.read_text()) if gpu.is_file() else None
-    text = report.render(results)
+    text = render.render(results)
     print("\n" + text)
     Path(args.output).write_text(text)
     print(f"written: {args.output}")

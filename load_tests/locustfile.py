@@ -54,7 +54,7 @@ def _init(environment: Environment, **_) -> None:
     opts = environment.parsed_options
     payloads = build(n=opts.digits if opts else 1000)
     environment.mnist = State(payloads)  # type: ignore[attr-defined]
-    print(f"load test payloads: {payloads.describe()}", flush=True)
+    print(f"load test payloads: {payloads.summary()}", flush=True)
 
 
 @events.quitting.add_listener

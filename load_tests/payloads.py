@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.samples import png
-from training.data import resolve
+from core.data import resolve
+from core.png import encode_png
 
 
 def multipart(field: str, files: list[bytes], filename: str = "digit.png") -> tuple[bytes, str]:
@@ -38,7 +38,7 @@ class Payloads:
     batches: list[tuple[bytes, str, np.ndarray]]  # multipart body, type, labels
     source: str
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         return (f"{len(self.labels)} real test digits from {self.source}; "
                 f"{len(self.batches)} batches of {len(self.batches[0][2])}")
 
@@ -48,7 +48,7 @@ def build(n: int = 1000, batch_size: int = 16, seed: int = 0) -> Payloads:
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(ds.test_labels), size=min(n, len(ds.test_labels)), replace=False)
     images, labels = ds.test_images[idx], ds.test_labels[idx]
-    pngs = [png(d) for d in images]
+    pngs = [encode_png(d) for d in images]
     batches = []
     for start in range(0, len(pngs) - batch_size + 1, batch_size):
         body, ctype = multipart("images", pngs[start:start + batch_size])

@@ -10,14 +10,14 @@ session's active providers, logged, exposed, and refused with require_gpu.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from service.contract import CONTRACT, ContractError, check_session
+from core.contract import CONTRACT, ContractError, check_session
+from core.digests import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,6 @@ def _preload_cuda_libraries() -> None:
             log.debug("onnxruntime.preload_dlls failed: %s", exc)
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Engine:
     def __init__(self, onnx_path: str | Path, expected_sha256: str | None = None,
                  providers: Sequence[str] = (), require_gpu: bool = False,
@@ -78,7 +70,7 @@ class Engine:
         if not path.is_file():
             raise ModelLoadError(f"model file {path} is missing")
         if expected_sha256 is not None:
-            actual = sha256_of(path)
+            actual = file_digest(path)
             if actual != expected_sha256:
                 raise ModelLoadError(f"model file {path} is corrupt: SHA-256 {actual[:12]}… "
                                      f"does not match the store's {expected_sha256[:12]}…")

@@ -16,20 +16,11 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from service.contract import CONTRACT
+from core.contract import CONTRACT
+from service.errors import InputError, about_image
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
 SIZE = CONTRACT.height
-
-
-class InputError(ValueError):
-    """A client error: `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
 
 _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
     b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
@@ -72,11 +63,8 @@ def check_total_pixels(files: list[bytes], max_pixels: int) -> None:
     the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
     total = 0
     for i, data in enumerate(files):
-        try:
+        with about_image(i):
             w, h = open_image(data)[0].size
-        except InputError as exc:
-            exc.message = f"images[{i}]: {exc.message}"
-            raise
         total += w * h
     if total > max_pixels:
         raise InputError(413, f"the {len(files)} images total {total} pixels: over the "
@@ -170,3 +158,16 @@ def to_model_input(data: bytes, max_pixels: int = 25_000_000,
                    max_side: int = 10_000) -> np.ndarray:
     """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
     return mnist_layout(ink_on_black(decode(data, max_pixels, max_side)))
+
+
+def to_model_batch(files: list[bytes], max_pixels: int = 25_000_000,
+                   max_side: int = 10_000) -> np.ndarray:
+    """Several images -> float32 [N, 28, 28]; an error names the image (`images[i]: ...`)."""
+    if len(files) == 1:
+        return to_model_input(files[0], max_pixels, max_side)[None]
+    check_total_pixels(files, max_pixels)
+    batch = np.empty((len(files), SIZE, SIZE), np.float32)
+    for i, data in enumerate(files):
+        with about_image(i):
+            batch[i] = to_model_input(data, max_pixels, max_side)
+    return batch

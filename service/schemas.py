@@ -10,7 +10,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.contract import CONTRACT
+from core.contract import CONTRACT
 
 # Strict: a bool, a float (3.0, NaN, Infinity) or a string is not a pixel.
 Pixel = Annotated[int, Field(strict=True, ge=CONTRACT.pixel_min, le=CONTRACT.pixel_max)]

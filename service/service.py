@@ -5,9 +5,11 @@
 
 Endpoints: POST /predict (multipart `image`), POST /predict_batch (multipart
 `images`, 1-256), POST /predict_pixels (JSON 28x28), GET /model; BentoML adds
-/livez, /readyz, /metrics and the OpenAPI docs. Every client error is a 4xx
-with {"error": "..."}; see service/io.py for why the endpoints parse requests
-themselves.
+/livez, /readyz, /metrics and the OpenAPI docs. Endpoints handle HTTP and
+delegate: service/http_input.py reads the request (see there why we parse it
+ourselves), service/preprocess.py makes the model input, service/engine.py runs
+it. Every client error is an InputError, rendered as a 4xx {"error": "..."} by
+service/errors.py.
 """
 
 import asyncio
@@ -18,16 +20,17 @@ from typing import Any, ClassVar
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.contract import CONTRACT
+from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.engine import Engine, ModelLoadError
-from service.io import read_files, read_json_body
-from service.preprocess import InputError, check_total_pixels, to_model_input
+from service.errors import renders_input_errors
+from service.http_input import read_files, read_pixels
+from service.preprocess import to_model_batch
 from service.schemas import (
     BatchPrediction,
     ImageForm,
@@ -77,8 +80,8 @@ class PixelsInput(_SelfParsed):
 
 def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
     meta = model.info.metadata
-    sha = meta.get("onnx_sha256")
-    return Engine(model.path_of(str(meta.get("onnx_file", "model.onnx"))),
+    sha = meta.get(META_SHA256)
+    return Engine(model.path_of(str(meta.get(META_ONNX_FILE, ONNX_FILE))),
                   expected_sha256=str(sha) if sha else None, providers=settings.providers,
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
@@ -92,14 +95,8 @@ def _stored_model(tag: str) -> bentoml.Model:
                              "run `make train` (or `python -m training`) first") from None
 
 
-def error(ctx: bentoml.Context, exc: InputError) -> JSONResponse:
-    # BentoML copies ctx's status onto whatever the API returns: set both.
-    ctx.response.status_code = exc.status
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-
-async def model_info(request: Request) -> JSONResponse:
-    return JSONResponse(bentoml.get_current_service().describe())
+async def model_route(request: Request) -> JSONResponse:
+    return JSONResponse(bentoml.get_current_service().model_info())
 
 
 API_PATHS = ["/predict", "/predict_batch", "/predict_pixels", "/model"]
@@ -116,7 +113,7 @@ API_PATHS = ["/predict", "/predict_batch", "/predict_pixels", "/model"]
     tracing={} if SETTINGS.tracing else {"excluded_urls": API_PATHS},
 )
 # PassiveMount: this app only claims GET /model, so mounting at "/" shadows nothing.
-@bentoml.asgi_app(Starlette(routes=[Route("/model", model_info, methods=["GET"])]), path="/")
+@bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"])]), path="/")
 class MNISTService:
     model = bentoml.models.BentoModel(SETTINGS.model_tag)
 
@@ -136,75 +133,50 @@ class MNISTService:
         self.engine = load_engine(self.stored, self.settings)
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
-    def describe(self) -> dict[str, Any]:
+    def model_info(self) -> dict[str, Any]:
+        """What GET /model answers: the served model, its provider and the limits."""
         meta = self.stored.info.metadata
         return {
             "tag": str(self.stored.tag),
             "test_accuracy": meta.get("test_accuracy"),
             "dataset": meta.get("dataset"),
-            "sha256": meta.get("onnx_sha256"),
+            "sha256": meta.get(META_SHA256),
             "provider": self.engine.provider,
             "requested_providers": self.engine.requested,
             "cuda_fell_back_to_cpu": self.engine.fell_back,
-            "contract": CONTRACT.describe(),
+            "contract": CONTRACT.to_dict(),
             "limits": {"max_body_bytes": self.settings.max_body_bytes,
                        "max_pixels": self.settings.max_pixels,
                        "max_batch": self.settings.max_batch},
         }
 
-    def _inputs(self, files: list[bytes]) -> np.ndarray:
-        s = self.settings
-        if len(files) > 1:
-            check_total_pixels(files, s.max_pixels)
-        batch = np.empty((len(files), CONTRACT.height, CONTRACT.width), np.float32)
-        for i, data in enumerate(files):
-            try:
-                batch[i] = to_model_input(data, s.max_pixels, s.max_side)
-            except InputError as exc:
-                if len(files) > 1:
-                    exc.message = f"images[{i}]: {exc.message}"
-                raise
-        return batch
-
     async def _decode(self, files: list[bytes]) -> np.ndarray:
+        s = self.settings
         if sum(map(len, files)) <= INLINE_DECODE_BYTES:
-            return self._inputs(files)
-        return await asyncio.to_thread(self._inputs, files)
+            return to_model_batch(files, s.max_pixels, s.max_side)
+        return await asyncio.to_thread(to_model_batch, files, s.max_pixels, s.max_side)
+
+    def _predictions(self, batch: np.ndarray) -> list[Prediction]:
+        return predictions_from(self.engine.probabilities(batch))
 
     @bentoml.api(input_spec=ImageInput)
+    @renders_input_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
-        try:
-            files = await read_files(ctx.request, "image", self.settings.max_body_bytes, 1)
-            batch = await self._decode(files)
-        except InputError as exc:
-            return error(ctx, exc)  # type: ignore[return-value]
-        return predictions_from(self.engine.probabilities(batch))[0]
+        files = await read_files(ctx.request, "image", self.settings.max_body_bytes, 1)
+        return self._predictions(await self._decode(files))[0]
 
     @bentoml.api(input_spec=ImagesInput)
+    @renders_input_errors
     async def predict_batch(self, ctx: bentoml.Context) -> BatchPrediction:
         """Classify 1-256 images (multipart fields `images`) in one inference call."""
-        try:
-            files = await read_files(ctx.request, "images", self.settings.max_body_bytes,
-                                     self.settings.max_batch)
-            batch = await self._decode(files)
-        except InputError as exc:
-            return error(ctx, exc)  # type: ignore[return-value]
-        return BatchPrediction(predictions=predictions_from(self.engine.probabilities(batch)))
+        files = await read_files(ctx.request, "images", self.settings.max_body_bytes,
+                                 self.settings.max_batch)
+        return BatchPrediction(predictions=self._predictions(await self._decode(files)))
 
     @bentoml.api(input_spec=PixelsInput)
+    @renders_input_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
-        try:
-            body = await read_json_body(ctx.request, self.settings.max_body_bytes)
-            try:
-                req = PixelsRequest.model_validate_json(body)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "body"
-                raise InputError(422, f"{where}: {first['msg']} "
-                                      f"({exc.error_count()} error(s) in all)") from None
-        except InputError as exc:
-            return error(ctx, exc)  # type: ignore[return-value]
-        batch = np.asarray(req.pixels, dtype=np.float32)[None]
-        return predictions_from(self.engine.probabilities(batch))[0]
+        pixels = await read_pixels(ctx.request, self.settings.max_body_bytes)
+        return self._predictions(pixels)[0]

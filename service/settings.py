@@ -1,83 +1,91 @@
-"""Service settings, read from the environment in this one place.
+"""Service settings, declared once: each field is the environment variable MNIST_<NAME>.
 
     MNIST_MAX_BODY_BYTES=2000000 bentoml serve service.service:MNISTService
-
-| variable | default | meaning |
-|---|---|---|
-| MNIST_MODEL_TAG | mnist_mlp:latest | model-store tag to serve |
-| MNIST_PROVIDERS | (auto) | comma list of onnxruntime providers, e.g. CPUExecutionProvider |
-| MNIST_REQUIRE_GPU | 0 | 1: refuse to start unless CUDA is really active |
-| MNIST_MAX_BODY_BYTES | 10485760 | request body limit (413 above) |
-| MNIST_MAX_PIXELS | 25000000 | image pixel limit, checked before decoding (413 above) |
-| MNIST_MAX_SIDE | 10000 | longest image side limit (413 above) |
-| MNIST_MAX_BATCH | 256 | most images in one /predict_batch request |
-| MNIST_WORKERS | 1 | BentoML worker processes |
-| MNIST_ORT_THREADS | 1 | onnxruntime intra-op threads per worker |
-| MNIST_TIMEOUT_S | 30 | request timeout, seconds |
-| MNIST_ACCESS_LOG | 0 | 1: BentoML's per-request access log line |
-| MNIST_TRACING | 0 | 1: OpenTelemetry spans for the API (configure an exporter in BentoML) |
+    python -m service.settings        # the README's table of variables, generated from here
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PREFIX = "MNIST_"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True,
+                                      extra="ignore", protected_namespaces=())
 
-
-@dataclass(frozen=True)
-class Settings:
-    model_tag: str = "mnist_mlp:latest"
-    providers: tuple[str, ...] = ()  # empty: choose automatically
-    require_gpu: bool = False
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 25_000_000
-    max_side: int = 10_000
-    max_batch: int = 256
-    workers: int = 1
-    ort_threads: int = 1
-    timeout_s: int = 30
+    model_tag: str = Field(default="mnist_mlp:latest",
+                           description="model-store tag to serve")
+    providers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma list of onnxruntime providers, e.g. "
+                                "`CPUExecutionProvider`; empty: CUDA when really usable, else CPU")
+    require_gpu: bool = Field(default=False,
+                              description="1: refuse to start unless CUDA is really active")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0,
+                                description="request body limit (413 above)")
+    max_pixels: int = Field(default=25_000_000, ge=0,
+                            description="image pixel limit, checked before decoding (413 above)")
+    max_side: int = Field(default=10_000, ge=0,
+                          description="longest image side limit (413 above)")
+    max_batch: int = Field(default=256, ge=0,
+                           description="most images in one /predict_batch request")
+    workers: int = Field(default=1, ge=0, description="BentoML worker processes")
+    ort_threads: int = Field(default=1, ge=0,
+                             description="onnxruntime intra-op threads per worker")
+    timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
     # Per-request work that costs throughput (see docs/benchmarks.md); /metrics stays.
-    access_log: bool = False
-    tracing: bool = False
+    access_log: bool = Field(default=False,
+                             description="1: BentoML's per-request access log line")
+    tracing: bool = Field(default=False, description="1: OpenTelemetry spans for the API "
+                                                     "(configure an exporter in BentoML)")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("workers", "timeout_s")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        return max(1, value)
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("0", "1", "true", "false", "yes", "no"):
-        raise ValueError(f"{name} must be 0 or 1, got {raw!r}")
-    return raw in ("1", "true", "yes")
+# What a refused value must look like, by pydantic error type.
+_EXPECTED = {"int_parsing": "must be an integer", "bool_parsing": "must be 0 or 1",
+             "greater_than_equal": "must be >= {ge}"}
 
 
 def load_settings() -> Settings:
-    providers = tuple(
-        p.strip() for p in os.environ.get("MNIST_PROVIDERS", "").split(",") if p.strip()
-    )
-    return Settings(
-        model_tag=os.environ.get("MNIST_MODEL_TAG", "").strip() or Settings.model_tag,
-        providers=providers,
-        require_gpu=_flag("MNIST_REQUIRE_GPU", False),
-        max_body_bytes=_int("MNIST_MAX_BODY_BYTES", Settings.max_body_bytes),
-        max_pixels=_int("MNIST_MAX_PIXELS", Settings.max_pixels),
-        max_side=_int("MNIST_MAX_SIDE", Settings.max_side),
-        max_batch=_int("MNIST_MAX_BATCH", Settings.max_batch),
-        workers=max(1, _int("MNIST_WORKERS", Settings.workers)),
-        ort_threads=_int("MNIST_ORT_THREADS", Settings.ort_threads),
-        timeout_s=max(1, _int("MNIST_TIMEOUT_S", Settings.timeout_s)),
-        access_log=_flag("MNIST_ACCESS_LOG", Settings.access_log),
-        tracing=_flag("MNIST_TRACING", Settings.tracing),
-    )
+    """The settings from the environment; a bad value is a ValueError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = PREFIX + str(err["loc"][0]).upper()
+        expected = _EXPECTED.get(err["type"], err["msg"]).format(**err.get("ctx", {}))
+        raise ValueError(f"{name} {expected}, got {err['input']!r}") from None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value) if value != () else "(auto)"
+
+
+def markdown_table() -> str:
+    """The table of variables for the README (a test checks that the README has it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `{PREFIX}{name.upper()}` | {_shown(field.default)} | "
+                    f"{field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

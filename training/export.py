@@ -1,10 +1,10 @@
 """ONNX export and the PyTorch/ONNX Runtime parity check.
 
-    python -m training --output-dir artifacts     # export + parity run inside main()
+    python -m training --output-dir artifacts     # export + parity run in the pipeline
 
 The file is self-contained (torch's exporter would otherwise put the weights in
 a sidecar `.data` file), takes `pixels` [batch, 28, 28] raw 0-255 and returns
-`logits` [batch, 10]; see service/contract.py.
+`logits` [batch, 10]; see core/contract.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import numpy as np
 import onnx
 import torch
 
-from service.contract import CONTRACT, check_session
-from service.engine import sha256_of
-
-__all__ = ["check_parity", "export_onnx", "onnx_session", "sha256_of"]
+from core.contract import CONTRACT, check_session
 
 OPSET = 18
 

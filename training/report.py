@@ -1,6 +1,6 @@
 """Evaluation figures and files: metrics.json, curves, confusion matrix, model card.
 
-    python -m training --output-dir artifacts     # writes them inside main()
+    python -m training --output-dir artifacts     # writes them after the gates
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # headless: containers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from service.contract import CONTRACT  # noqa: E402
+from core.contract import CONTRACT, META_SHA256  # noqa: E402
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int = 10) -> np.ndarray:
@@ -93,7 +93,7 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
 - **Input contract**: `{CONTRACT.input_name}` float32 [batch, 28, 28], raw intensities 0–255,
   white digit on black, centred by centre of mass in a 20×20 box (the MNIST recipe).
   Output `{CONTRACT.output_name}` float32 [batch, 10].
-- **SHA-256** of model.onnx: `{m['onnx_sha256']}`.
+- **SHA-256** of model.onnx: `{m[META_SHA256]}`.
 - **Limits**: trained on centred, size-normalised digits; other inputs need the service's
   preprocessing. Not robust to adversarial inputs; not calibrated beyond softmax.
 """)

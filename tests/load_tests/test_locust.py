@@ -44,7 +44,7 @@ def test_load_test_exits_1_when_an_slo_fails(server, mnist_folder):
 def test_multipart_payloads_are_what_the_service_parses(server, test_digits):
     import httpx
 
-    from service.samples import png
+    from core.png import encode_png as png
 
     body, ctype = multipart("images", [png(d) for d in test_digits[0][:3]])
     resp = httpx.post(server + "/predict_batch", content=body, headers={"content-type": ctype})

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from service.contract import CONTRACT
-from service.samples import canvas_rgba, jpeg_on_paper, png
+from clients.uploads import canvas_rgba, jpeg_on_paper, png
+from core.contract import CONTRACT
 from tests.service.images import huge_png
 
 

@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from core.digests import file_digest
 from service.engine import CPU, Engine, ModelLoadError, choose_providers
-from training.export import sha256_of
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def onnx_path(trained):
 
 
 def test_engine_serves_probabilities(onnx_path, test_digits):
-    engine = Engine(onnx_path, expected_sha256=sha256_of(onnx_path))
+    engine = Engine(onnx_path, expected_sha256=file_digest(onnx_path))
     probs = engine.probabilities(test_digits[0][:17].astype(np.float32))
     assert probs.shape == (17, 10)
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.preprocess import InputError, decode, ink_on_black, mnist_layout, to_model_input
-from service.samples import UPLOAD_STYLES, png
+from clients.uploads import UPLOAD_STYLES, png
+from service.errors import InputError
+from service.preprocess import decode, ink_on_black, mnist_layout, to_model_input
 from tests.service.images import huge_png
 
 
@@ -58,7 +59,7 @@ def test_dark_ink_on_light_paper_is_inverted():
 def test_transparent_background_counts_as_paper():
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[10:30, 18:22, 3] = 255  # opaque black stroke, transparent elsewhere
-    gray = decode(png(rgba, "RGBA"), 10**6, 1000)
+    gray = decode(png(rgba), 10**6, 1000)
     assert gray[0, 0] == 255 and gray[20, 20] == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import process
+from clients import server_process as process
+from clients.uploads import png
 from service.engine import Engine
-from service.samples import png
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +76,7 @@ def test_refuses_to_start_on_contract_mismatch(trained, tmp_path):
     script = (
         "import onnx, shutil, sys\n"
         "from onnx import helper, TensorProto\n"
-        "from service.engine import sha256_of\n"
+        "from core.digests import file_digest\n"
         "i = helper.make_tensor_value_info('image', TensorProto.FLOAT, ['b', 28, 28])\n"
         "o = helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['b', 28, 28])\n"
         "g = helper.make_graph([helper.make_node('Identity', ['image'], ['logits'])], 'g',"
@@ -86,7 +85,7 @@ def test_refuses_to_start_on_contract_mismatch(trained, tmp_path):
         "onnx.save(helper.make_model(g, ir_version=10, opset_imports=ops), sys.argv[1])\n"
         "import bentoml\n"
         "with bentoml.models.create('mnist_mlp', metadata={'onnx_sha256':"
-        " sha256_of(sys.argv[1])}) as m:\n"
+        " file_digest(sys.argv[1])}) as m:\n"
         "    shutil.copy(sys.argv[1], m.path_of('model.onnx'))\n")
     env = {**os.environ, "BENTOML_HOME": str(home)}
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "bad.onnx")], env=env,
@@ -101,27 +100,3 @@ def test_refuses_to_start_without_model(tmp_path):
     code, out = _wait_exit(_serve(tmp_path / "empty", process.free_port()))
     assert code != 0
     assert "mnist_mlp:latest" in out.strip().splitlines()[-1]
-
-
-def _cli(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=180, cwd=process.ROOT)
-
-
-def test_evaluate_reports_accuracy_per_upload_style(server, mnist_folder, tmp_path):
-    out = tmp_path / "eval.json"
-    proc = _cli("service.evaluate", ["--url", server, "--limit", "40", "--styles",
-                                     "already_mnist", "jpeg_on_paper", "--json", str(out)],
-                {"MNIST_DIR": str(mnist_folder)})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads(out.read_text())["results"]
-    assert set(results) == {"already_mnist", "jpeg_on_paper"}
-    assert all(r["n"] == 40 and r["accuracy"] >= 0.75 for r in results.values())
-
-
-def test_demo_serves_answers_and_stops(trained, mnist_folder):
-    proc = _cli("service.demo", [], {"MNIST_DIR": str(mnist_folder),
-                                     "BENTOML_HOME": str(trained[2])})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "-> 415 {'error': 'unsupported image format GIF" in proc.stdout
-    assert proc.stdout.strip().endswith("== service stopped")

@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from service.contract import CONTRACT, MODEL_NAME, check_session
+from core.contract import CONTRACT, MODEL_NAME, check_session
+from core.digests import file_digest
 from tests.helpers import run_training
 from training import export
 
@@ -44,7 +45,7 @@ def test_training_writes_every_artifact_and_no_sidecar(trained):
     assert len(m["per_class_accuracy"]) == 10
     assert np.array(m["confusion_matrix"]).sum() == m["split"]["test"] == 1000
     assert m["test_accuracy"] >= 0.9 and m["gates"] == {"parity": True, "accuracy": True}
-    assert m["onnx_sha256"] == export.sha256_of(out / "model.onnx")
+    assert m["onnx_sha256"] == file_digest(out / "model.onnx")
 
 
 def test_export_parity_meets_the_gate(trained):

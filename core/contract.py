@@ -1,11 +1,12 @@
-"""The model contract shared by the training job, the service and the tests.
+"""The model contract shared by the training job, the service, the clients and the tests.
 
-    python -c "from service.contract import CONTRACT; print(CONTRACT)"
+    python -c "from core.contract import CONTRACT; print(CONTRACT.to_dict())"
 
 One source of truth: the exporter writes a graph that satisfies this, the
 service refuses to start on a graph that does not, and the tests check both
-against it. Pure Python on purpose: the service and load-test images import it
-without torch.
+against it. Training and service share nothing else but the model's name and
+the two metadata keys below. Pure Python on purpose: the service and load-test
+images import it without torch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MODEL_NAME = "mnist_mlp"
+# The model-store metadata the training job writes and the service verifies against.
+META_ONNX_FILE = "onnx_file"  # the ONNX file's name inside the store entry
+META_SHA256 = "onnx_sha256"  # its SHA-256, checked before a worker loads it
+ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class ModelContract:
     def output_shape(self) -> tuple[str, int]:
         return ("batch", self.num_classes)
 
-    def describe(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description, used in model metadata and GET /model."""
         d = asdict(self)
         d["labels"] = list(self.labels)

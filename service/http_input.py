@@ -1,22 +1,26 @@
-"""HTTP input handling for the endpoints: size limits, multipart, JSON, error bodies.
+"""HTTP input handling for the endpoints: size limits, multipart files, validated JSON.
 
     pytest tests/service/test_api.py    # exercised through the ASGI app
 
 Why not BentoML's own parsing: for a file-typed field it downloads any URL a
 client sends as text (we must never fetch), a binary part in a non-file field
 ends in a 500, it reads bodies with no size limit, and its 4xx bodies are a
-JSON list rather than {"error": ...}. The endpoints read the raw request here.
+JSON list rather than {"error": ...}. The endpoints read the raw request here;
+every problem is an InputError (service/errors.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+import numpy as np
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from service.preprocess import InputError
+from service.errors import InputError
+from service.schemas import PixelsRequest
 
 
 def media_type(request: Request) -> str:
@@ -52,6 +56,19 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     if not body.strip():
         raise InputError(400, "the request body is empty")
     return body
+
+
+async def read_pixels(request: Request, limit: int) -> np.ndarray:
+    """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise)."""
+    body = await read_json_body(request, limit)
+    try:
+        req = PixelsRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InputError(422, f"{where}: {first['msg']} "
+                              f"({exc.error_count()} error(s) in all)") from None
+    return np.asarray(req.pixels, dtype=np.float32)[None]
 
 
 async def read_files(request: Request, field: str, limit: int, max_files: int) -> list[bytes]:

@@ -1,9 +1,10 @@
 """Upload-style renderings of MNIST digits: what real users send instead of 28x28 tensors.
 
-    python -m service.evaluate --url http://127.0.0.1:3000    # accuracy per style
+    python -m clients.accuracy --url http://127.0.0.1:3000    # accuracy per style
 
-Used by the demo, the accuracy evaluation, the load tests and the tests, so that
-every figure about "real uploads" is measured on the same renderings.
+Used by the demo, the accuracy CLI and the tests, so that every figure about
+"real uploads" is measured on the same renderings. A digit as it is, a 28x28
+PNG, is what the load tests send too (core/png.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-
-def png(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array, mode).save(buf, "PNG")
-    return buf.getvalue()
+from core.png import encode_png as png
 
 
 def jpeg_on_paper(digit: np.ndarray, size: int = 112, seed: int = 0) -> bytes:
@@ -37,7 +34,7 @@ def canvas_rgba(digit: np.ndarray, size: int = 280) -> bytes:
     alpha = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR))
     rgba = np.zeros((size, size, 4), np.uint8)
     rgba[..., 3] = alpha
-    return png(rgba, "RGBA")
+    return png(rgba)
 
 
 def off_centre(digit: np.ndarray, seed: int = 0) -> bytes:

@@ -1,6 +1,6 @@
 """Fetching MNIST: the official files from public mirrors, and the offline fallback.
 
-    python -c "from training.download import download_mnist; download_mnist('/tmp/mnist')"
+    python -c "from core.download import download_mnist; download_mnist('/tmp/mnist')"
 
 Downloads are verified by MD5 against the official checksums, retried, and
 written atomically (temp file + rename), so an interrupted run never leaves a
@@ -10,7 +10,6 @@ half file in the cache that a later run would trust.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import logging
 import os
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import CONTRACT
+from core.contract import CONTRACT
+from core.digests import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,6 @@ def mirrors_from_env() -> tuple[str, ...]:
     return tuple(m if m.endswith("/") else m + "/" for m in mirrors if m)
 
 
-def md5_of(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
     """Download url to dest atomically; raise on HTTP error or checksum mismatch."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -73,7 +65,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             while chunk := resp.read(1 << 16):
                 out.write(chunk)
-        got = md5_of(Path(tmp))
+        got = file_digest(tmp, "md5")
         if got != md5:
             raise DownloadError(f"{url}: checksum mismatch (md5 {got}, expected {md5})")
         os.replace(tmp, dest)
@@ -97,7 +89,7 @@ def download_mnist(
     md5s = md5s or OFFICIAL_MD5
     for name, md5 in md5s.items():
         target = dest / name
-        if target.is_file() and md5_of(target) == md5:
+        if target.is_file() and file_digest(target, "md5") == md5:
             continue
         errors = []
         for mirror in mirrors:

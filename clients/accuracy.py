@@ -1,8 +1,8 @@
 """Accuracy of the running service on official test digits, per upload style.
 
-    python -m service.evaluate --url http://127.0.0.1:3000 --limit 2000
+    python -m clients.accuracy --url http://127.0.0.1:3000 --limit 2000
 
-Each test digit is rendered the way real users send digits (service/samples.py)
+Each test digit is rendered the way real users send digits (clients/uploads.py)
 and POSTed to /predict; the answer is compared with the true label. The PNG
 style is the MNIST digit itself, so its accuracy must equal the model's offline
 accuracy on the same digits.
@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
-from service.samples import UPLOAD_STYLES
-from training.data import DataError, resolve
+from clients.uploads import UPLOAD_STYLES
+from core.data import resolve_or_exit
 
 
-def evaluate_style(client: httpx.Client, render, images: np.ndarray, labels: np.ndarray,
+def style_accuracy(client: httpx.Client, render, images: np.ndarray, labels: np.ndarray,
                    threads: int) -> dict[str, float]:
     def one(i: int) -> int:
         resp = client.post("/predict", files={"image": ("digit", render(images[i]))})
@@ -47,11 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=4, help="concurrent requests")
     p.add_argument("--json", default=None, help="also write the results to this file")
     args = p.parse_args(argv)
-    try:
-        ds = resolve(args.data_dir, allow_download=False)
-    except DataError as exc:
-        print(f"error: {exc}")
-        return 2
+    ds = resolve_or_exit(args.data_dir, allow_download=False)
     images, labels = ds.test_images[:args.limit], ds.test_labels[:args.limit]
     results = {}
     with httpx.Client(base_url=args.url, timeout=30) as client:
@@ -60,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{model['dataset']['test_size']} digits), provider {model['provider']}")
         print(f"{'style':<26}{'n':>7}{'accuracy':>10}{'req/s':>8}")
         for style in args.styles:
-            r = evaluate_style(client, UPLOAD_STYLES[style], images, labels, args.threads)
+            r = style_accuracy(client, UPLOAD_STYLES[style], images, labels, args.threads)
             results[style] = r
             print(f"{style:<26}{r['n']:>7}{r['accuracy']:>10.4f}"
                   f"{r['n'] / r['seconds']:>8.0f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": model, "data": ds.describe(), "results": results}, f, indent=2)
+            json.dump({"model": model, "data": ds.to_dict(), "results": results}, f, indent=2)
     return 0
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from training import data, download
+from core import data, download
+from core.digests import file_digest
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def _publish(mnist_folder: Path, root: Path) -> dict[str, str]:
     md5s = {}
     for f in mnist_folder.iterdir():
         (root / f.name).write_bytes(f.read_bytes())
-        md5s[f.name] = download.md5_of(f)
+        md5s[f.name] = file_digest(f, "md5")
     return md5s
 
 

@@ -1,7 +1,7 @@
 """Demo: start the service, send it digits the way users do, print its answers, stop it.
 
-    python -m service.demo                 # after `python -m training`
-    python -m service.demo --loadtest 20   # then a 20 s Locust run against it
+    python -m clients.demo                 # after `python -m training`
+    python -m clients.demo --loadtest 20   # then a 20 s Locust run against it
 
 Uses the model store in $BENTOML_HOME and the test digits found like training's data.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from service import process
-from service.samples import UPLOAD_STYLES
-from training.data import DataError, resolve
+from clients import server_process as process
+from clients.uploads import UPLOAD_STYLES
+from core.data import resolve_or_exit
 
 SHOWN = ("already_mnist", "jpeg_on_paper", "rgba_transparent", "large_canvas_off_centre")
 
@@ -61,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loadtest", type=int, default=0, help="seconds of Locust load (0: none)")
     p.add_argument("--reports", default="reports", help="where the load-test report goes")
     args = p.parse_args(argv)
-    try:
-        ds = resolve(None, allow_download=False)
-    except DataError as exc:
-        print(f"error: {exc}")
-        return 2
+    ds = resolve_or_exit(None, allow_download=False)
     port = args.port or process.free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile("w+", prefix="mnist-serve-", suffix=".log",

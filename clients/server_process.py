@@ -1,6 +1,6 @@
 """Start, await and stop `bentoml serve` as a child process (demo, benchmarks, tests).
 
-    python -m service.demo      # uses this to run the service for a minute
+    python -m clients.demo      # uses this to run the service for a minute
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""Tools that use the service from outside, over HTTP: python -m clients.demo
+
+The demo, the accuracy-per-upload-style CLI, the `bentoml serve` process helper and
+the upload-style renderers. Not part of the bento: they import `core`, never `service`.
+"""

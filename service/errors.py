@@ -1,0 +1,60 @@
+"""Client errors: one exception type with an HTTP status, one place that renders it.
+
+    pytest tests/service/test_errors.py
+
+Everything below the endpoints (HTTP input, preprocessing) raises InputError; the
+`renders_input_errors` decorator turns it into the 4xx `{"error": ...}` response.
+BentoML's own handler would answer a JSON list and log a traceback for a client's
+mistake, so it never sees an InputError.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from starlette.responses import JSONResponse
+
+T = TypeVar("T")
+
+
+class InputError(ValueError):
+    """A client error: `status` is the HTTP status to answer with, `message` the reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(exc: InputError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+def renders_input_errors(
+    endpoint: Callable[..., Awaitable[T]],
+) -> Callable[..., Awaitable[T | JSONResponse]]:
+    """Decorate an async BentoML endpoint taking `ctx`: an InputError becomes its response."""
+
+    @functools.wraps(endpoint)  # BentoML reads the signature through __wrapped__
+    async def wrapper(self: Any, *args: Any, ctx: Any, **kwargs: Any) -> T | JSONResponse:
+        try:
+            return await endpoint(self, *args, ctx=ctx, **kwargs)
+        except InputError as exc:
+            # BentoML copies ctx's status onto whatever the API returns: set both.
+            ctx.response.status_code = exc.status
+            return error_response(exc)
+
+    return wrapper
+
+
+@contextmanager
+def about_image(index: int) -> Iterator[None]:
+    """Name the image of a batch that an InputError is about: `images[3]: ...`."""
+    try:
+        yield
+    except InputError as exc:
+        exc.message = f"images[{index}]: {exc.message}"
+        raise
