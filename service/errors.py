@@ -28,6 +28,9 @@ class InputError(ValueError):
         self.status = status
         self.message = message
 
+    def __str__(self) -> str:  # the message as amended (e.g. by about_image), not as raised
+        return self.message
+
 
 def error_response(exc: InputError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status)

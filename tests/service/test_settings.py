@@ -42,3 +42,15 @@ def test_service_skips_tracing_and_access_log_by_default_but_keeps_metrics():
     assert cfg["tracing"]["excluded_urls"] == API_PATHS
     assert cfg["logging"]["access"]["enabled"] is False
     assert cfg.get("metrics", {}).get("enabled", True) is True
+
+
+def test_the_readme_table_is_generated_from_the_settings():
+    from service.settings import markdown_table
+    from tests.helpers import ROOT
+
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_settings_are_frozen():
+    with pytest.raises(ValueError):
+        Settings().workers = 4  # type: ignore[misc]
