@@ -19,12 +19,13 @@ endif
 PORT ?= 3000
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+ATTACK_ARGS ?=
 
 HOST ?= http://127.0.0.1:$(PORT)
 LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help setup train demo serve bento bench loadtest compose-up compose-loadtest compose-down \
+.PHONY: help setup train demo serve bento bench attack loadtest compose-up compose-loadtest compose-down \
 	compose-e2e test lint ci-train clean
 
 help:  ## list the targets
@@ -50,7 +51,7 @@ demo: train  ## train, then serve, send sample digits and stop
 	$(BIN)/python -m clients.demo --loadtest 20 $(DEMO_ARGS)
 
 serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT)
-	$(BIN)/bentoml serve service.service:MNISTService --port $(PORT)
+	$(BIN)/bentoml serve service.service:MNISTService --host 127.0.0.1 --port $(PORT)
 
 bento: setup  ## bentoml build (+ containerize when docker is on PATH)
 	$(BIN)/bentoml build
@@ -74,6 +75,9 @@ compose-down:  ## containers: stop and remove (keeps the model volume)
 
 bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.md (needs MNIST_DIR)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+attack: setup  ## the service under a decode-bomb attack: readiness, latency, memory (after make train)
+	$(BIN)/python -m benchmarks.under_attack --json reports/under_attack.json $(ATTACK_ARGS)
 
 compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
 	bash docker/e2e.sh

@@ -23,17 +23,24 @@ T = TypeVar("T")
 class InputError(ValueError):
     """A client error: `status` is the HTTP status to answer with, `message` the reason."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
     def __str__(self) -> str:  # the message as amended (e.g. by about_image), not as raised
         return self.message
 
 
+def busy(retry_after_s: int = 1) -> InputError:
+    """503: this worker has as much heavy work as it takes; the request was not started."""
+    return InputError(503, "the server is busy decoding large images: retry shortly",
+                      {"Retry-After": str(retry_after_s)})
+
+
 def error_response(exc: InputError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
 def renders_input_errors(
@@ -48,6 +55,7 @@ def renders_input_errors(
         except InputError as exc:
             # BentoML copies ctx's status onto whatever the API returns: set both.
             ctx.response.status_code = exc.status
+            ctx.response.headers.update(exc.headers)
             return error_response(exc)
 
     return wrapper

@@ -11,7 +11,9 @@ digit scaled to fit 20x20 and centred by centre of mass in 28x28.
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -21,6 +23,11 @@ from service.errors import InputError, about_image
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
 SIZE = CONTRACT.height
+# Decoding works on at most this many pixels a side: the digit ends up 20 pixels tall,
+# and a 25-Mpx image at full size costs ~0.5 GB of float work (see docs/security.md).
+WORK_SIDE = 1024
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+MIN_INK = 32  # the brightest ink over the background, of 255: less is a blank image
 
 _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
     b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
@@ -55,25 +62,60 @@ def open_image(data: bytes) -> tuple[Image.Image, str]:
     except Image.DecompressionBombError:  # PIL's own limit, far above ours
         raise InputError(413, "image exceeds the pixel limit") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(400, f"cannot read {fmt} image: {exc}") from None
+        raise InputError(400, f"cannot read {fmt} image: {_reason(exc)}") from None
 
 
-def check_total_pixels(files: list[bytes], max_pixels: int) -> None:
-    """One request decodes at most max_pixels in all: a batch of 256 images, each just under
+# What a decoder's message may carry that a client must not see: object reprs with heap
+# addresses (`<_io.BytesIO object at 0x7f...>`), bare addresses and file paths.
+_INTERNALS = re.compile(r"\s*<[^>]*>|\s*\b0x[0-9a-fA-F]+|\s*(?:/[\w.-]+){2,}")
+
+
+def _reason(exc: BaseException) -> str:
+    return _INTERNALS.sub("", str(exc)).strip(" :") or "damaged data"
+
+
+Opened = tuple[Image.Image, str]  # a lazily opened image (header read) and its format
+
+
+def open_images(files: list[bytes], max_pixels: int) -> list[Opened]:
+    """Headers only, no pixel data: each image's format and size, named in any error.
+
+    One request decodes at most max_pixels in all: a batch of 256 images, each just under
     the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
-    total = 0
+    opened = []
     for i, data in enumerate(files):
-        with about_image(i):
-            w, h = open_image(data)[0].size
-        total += w * h
-    if total > max_pixels:
+        with about_image(i) if len(files) > 1 else nullcontext():
+            opened.append(open_image(data))
+    total = declared_pixels(opened)
+    if len(files) > 1 and total > max_pixels:
         raise InputError(413, f"the {len(files)} images total {total} pixels: over the "
                               f"{max_pixels}-pixel limit of one request")
+    return opened
 
 
-def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
-    """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
-    img, fmt = open_image(data)
+def declared_pixels(opened: list[Opened]) -> int:
+    """What decoding will cost, as the headers declare it (a file's size says nothing)."""
+    return sum(img.size[0] * img.size[1] for img, _ in opened)
+
+
+def _load_reduced(img: Image.Image, fmt: str) -> Image.Image:
+    """Decode, at most WORK_SIDE pixels a side before any conversion: a JPEG at reduced
+    scale by the decoder itself (draft), anything else by a box reduction right after."""
+    w, h = img.size
+    factor = -(-max(w, h) // WORK_SIDE)  # ceil
+    if fmt == "JPEG" and factor > 1:
+        img.draft(img.mode, (max(1, w // factor), max(1, h // factor)))
+    img.load()
+    factor = -(-max(img.size) // WORK_SIDE)
+    if factor > 1:
+        if img.mode not in _REDUCIBLE:
+            img = img.convert("RGBA" if "transparency" in img.info else "L")
+        img = img.reduce(factor)
+    return img
+
+
+def decode_image(img: Image.Image, fmt: str, max_pixels: int, max_side: int) -> np.ndarray:
+    """An opened PNG/JPEG -> grayscale float32 [H, W], 0-255, alpha composited on white."""
     w, h = img.size
     if w * h > max_pixels or max(w, h) > max_side:
         raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "
@@ -81,10 +123,9 @@ def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
     if w < 1 or h < 1:
         raise InputError(400, "image has no pixels")
     try:
-        img.load()
-        img = ImageOps.exif_transpose(img)
+        img = ImageOps.exif_transpose(_load_reduced(img, fmt))
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
-        raise InputError(400, f"corrupt or truncated {fmt} image: {exc}") from None
+        raise InputError(400, f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Canvas exports: strokes on a transparent background. Transparent means paper.
         rgba = img.convert("RGBA")
@@ -92,6 +133,11 @@ def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
         img = Image.alpha_composite(white, rgba)
     gray = img.convert("L") if img.mode != "L" else img
     return np.asarray(gray, dtype=np.float32)
+
+
+def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
+    """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
+    return decode_image(*open_image(data), max_pixels, max_side)
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -117,16 +163,24 @@ def _centre_of_mass(x: np.ndarray) -> tuple[float, float]:
     return float((ys * x).sum() / total + 0.5), float((xs * x).sum() / total + 0.5)
 
 
+def over_background(ink: np.ndarray) -> np.ndarray:
+    """Ink relative to the background level (the median); 422 when nothing stands out.
+
+    The same test for every endpoint: a blank image gets no confident answer."""
+    x = ink - np.percentile(ink, 50)
+    if x.max() < MIN_INK:
+        raise InputError(422, "no digit found: the image has no visible ink")
+    return x
+
+
 def mnist_layout(ink: np.ndarray) -> np.ndarray:
     """The MNIST recipe on a white-on-black image: crop, fit 20x20, centre of mass at 14,14."""
     if _is_mnist_layout(ink):
         return ink.astype(np.float32, copy=False)
     # Paper texture and JPEG noise: drop what is close to the background level,
     # judged relative to the darkest and brightest ink.
-    x = ink - np.percentile(ink, 50)
+    x = over_background(ink)
     peak = x.max()
-    if peak < 32:
-        raise InputError(422, "no digit found: the image has no visible ink")
     x = np.where(x >= 0.25 * peak, x, 0.0) * (255.0 / peak)
     rows, cols = np.nonzero(x)
     crop = x[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -160,14 +214,11 @@ def to_model_input(data: bytes, max_pixels: int = 25_000_000,
     return mnist_layout(ink_on_black(decode(data, max_pixels, max_side)))
 
 
-def to_model_batch(files: list[bytes], max_pixels: int = 25_000_000,
+def to_model_batch(opened: list[Opened], max_pixels: int = 25_000_000,
                    max_side: int = 10_000) -> np.ndarray:
-    """Several images -> float32 [N, 28, 28]; an error names the image (`images[i]: ...`)."""
-    if len(files) == 1:
-        return to_model_input(files[0], max_pixels, max_side)[None]
-    check_total_pixels(files, max_pixels)
-    batch = np.empty((len(files), SIZE, SIZE), np.float32)
-    for i, data in enumerate(files):
-        with about_image(i):
-            batch[i] = to_model_input(data, max_pixels, max_side)
+    """Opened images (open_images) -> float32 [N, 28, 28]; an error names its image."""
+    batch = np.empty((len(opened), SIZE, SIZE), np.float32)
+    for i, (img, fmt) in enumerate(opened):
+        with about_image(i) if len(opened) > 1 else nullcontext():
+            batch[i] = mnist_layout(ink_on_black(decode_image(img, fmt, max_pixels, max_side)))
     return batch

@@ -27,10 +27,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
+from service.backpressure import HeavyWork
 from service.engine import Engine, ModelLoadError
 from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
-from service.preprocess import to_model_batch
+from service.preprocess import declared_pixels, open_images, over_background, to_model_batch
+from service.safe_responses import SafeResponses
 from service.schemas import (
     BatchPrediction,
     ImageForm,
@@ -45,8 +47,10 @@ log = logging.getLogger("mnist_service")
 
 # BentoML needs the model tag and worker count when the class is defined.
 SETTINGS = load_settings()
-# Decoding a big photo takes tens of ms: off the event loop above this size.
-INLINE_DECODE_BYTES = 64 * 1024
+# Decoding takes time by the pixels a header declares, not by the file's size (a 630-byte
+# JPEG can declare 24 Mpx): up to 512x512 (a few ms at worst) on the event loop, larger on
+# a thread, through the worker's bounded HeavyWork slots.
+INLINE_DECODE_PIXELS = 512 * 512
 
 
 class _SelfParsed(bentoml.IODescriptor):
@@ -95,6 +99,11 @@ def _stored_model(tag: str) -> bentoml.Model:
                              "run `make train` (or `python -m training`) first") from None
 
 
+def _without_location(dataset: Any) -> Any:
+    return {k: v for k, v in dataset.items() if k != "location"} \
+        if isinstance(dataset, dict) else dataset
+
+
 async def model_route(request: Request) -> JSONResponse:
     return JSONResponse(bentoml.get_current_service().model_info())
 
@@ -131,6 +140,7 @@ class MNISTService:
         self.settings = SETTINGS
         self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
         self.engine = load_engine(self.stored, self.settings)
+        self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
     def model_info(self) -> dict[str, Any]:
@@ -139,7 +149,8 @@ class MNISTService:
         return {
             "tag": str(self.stored.tag),
             "test_accuracy": meta.get("test_accuracy"),
-            "dataset": meta.get("dataset"),
+            # Not where the data lay on the machine that trained the model.
+            "dataset": _without_location(meta.get("dataset")),
             "sha256": meta.get(META_SHA256),
             "provider": self.engine.provider,
             "requested_providers": self.engine.requested,
@@ -152,9 +163,11 @@ class MNISTService:
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
-        if sum(map(len, files)) <= INLINE_DECODE_BYTES:
-            return to_model_batch(files, s.max_pixels, s.max_side)
-        return await asyncio.to_thread(to_model_batch, files, s.max_pixels, s.max_side)
+        opened = open_images(files, s.max_pixels)  # headers only
+        if declared_pixels(opened) <= INLINE_DECODE_PIXELS:
+            return to_model_batch(opened, s.max_pixels, s.max_side)
+        async with self.heavy.slot():
+            return await asyncio.to_thread(to_model_batch, opened, s.max_pixels, s.max_side)
 
     def _predictions(self, batch: np.ndarray) -> list[Prediction]:
         return predictions_from(self.engine.probabilities(batch))
@@ -179,4 +192,9 @@ class MNISTService:
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
         pixels = await read_pixels(ctx.request, self.settings.max_body_bytes)
+        over_background(pixels[0])  # a blank image is a 422 here too, as on /predict
         return self._predictions(pixels)[0]
+
+
+# Security headers and JSON 404/405 bodies on every route, BentoML's own included.
+MNISTService.add_asgi_middleware(SafeResponses)  # type: ignore[attr-defined]

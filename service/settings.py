@@ -33,6 +33,10 @@ class Settings(BaseSettings):
                           description="longest image side limit (413 above)")
     max_batch: int = Field(default=256, ge=0,
                            description="most images in one /predict_batch request")
+    decode_slots: int = Field(default=2, ge=1, description="large images (over 512x512) "
+                              "decoded at once per worker, on threads")
+    decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "
+                              "slot per worker; 503 with Retry-After beyond")
     workers: int = Field(default=1, ge=0, description="BentoML worker processes")
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")

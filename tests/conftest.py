@@ -64,6 +64,26 @@ def trained(tmp_path_factory, mnist_folder):
 
 
 @pytest.fixture(scope="session")
+def asgi_app(trained):
+    """The service's ASGI app, built once: BentoML registers its Prometheus metrics once
+    per process."""
+    from service.service import MNISTService
+
+    return MNISTService.to_asgi()
+
+
+@pytest.fixture(scope="module")
+def client(asgi_app):
+    """The app with its real lifespan, in process (no server, no port). Per module: its
+    event-loop thread must not outlive the module (gevent, which Locust brings in, makes
+    that thread look like a running loop to asyncio.run in later tests)."""
+    from starlette.testclient import TestClient
+
+    with TestClient(asgi_app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
     from clients import server_process as process

@@ -8,19 +8,10 @@ import threading
 
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
 
 from clients.uploads import canvas_rgba, jpeg_on_paper, png
 from core.contract import CONTRACT
 from tests.service.images import huge_png
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    from service.service import MNISTService
-
-    with TestClient(MNISTService.to_asgi(), raise_server_exceptions=False) as c:
-        yield c
 
 
 def _assert_error(resp, status, text=""):

@@ -23,7 +23,7 @@ class _Endpoint:
 
 
 def _ctx():  # BentoML passes ctx (and the inputs) by keyword
-    return SimpleNamespace(response=SimpleNamespace(status_code=200))
+    return SimpleNamespace(response=SimpleNamespace(status_code=200, headers={}))
 
 
 def test_an_input_error_becomes_its_status_and_json_body():

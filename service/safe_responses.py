@@ -1,0 +1,70 @@
+"""What every response gets: security headers, and {"error": ...} for routes we lack.
+
+    curl -si http://127.0.0.1:3000/no/such/path     # 404 {"error": "no route GET /no/such/path"}
+
+An ASGI middleware around BentoML's routes, our endpoints and its own (/docs, /readyz,
+/metrics) alike:
+- `X-Content-Type-Options: nosniff` on everything;
+- `Cache-Control: no-store` on predictions: an answer about a user's image is not for a
+  shared cache;
+- a strict Content-Security-Policy on HTML: the Swagger UI page embeds Google Tag
+  Manager, which must not run (a privacy leak, and broken offline);
+- Starlette's plain-text 404 and 405 become the JSON body every other error has.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+PREDICTION_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-src 'none'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+_REASONS = {404: "no route", 405: "method not allowed:"}
+
+
+class SafeResponses:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        replacing = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if path in PREDICTION_PATHS:
+                    headers["Cache-Control"] = "no-store"
+                ctype = headers.get("content-type", "")
+                if ctype.startswith("text/html"):
+                    headers["Content-Security-Policy"] = CSP
+                status = message["status"]
+                if status in _REASONS and ctype.startswith("text/plain"):
+                    replacing = True
+                    # Bounded: the path is cut, and json.dumps escapes what it holds.
+                    body = json.dumps({"error": f"{_REASONS[status]} {method} {path[:200]}"})
+                    headers["content-type"] = "application/json"
+                    headers["content-length"] = str(len(body.encode()))
+                    await send(message)
+                    await send({"type": "http.response.body", "body": body.encode()})
+                    return
+            elif message["type"] == "http.response.body" and replacing:
+                return  # the plain-text body is dropped: ours went out with the start
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)

@@ -1,0 +1,76 @@
+"""Finding 1 and 2 of the hardening issue: tiny files that declare huge images.
+
+    pytest tests/security/test_decode_bombs.py
+
+A 630-byte JPEG whose header claims 9000x2700, and a 97 KB RGBA PNG that inflates to
+4999x5000, both under every limit. The cost of decoding must follow what the file
+*declares*: decided from the header before decoding (inline or on a thread), done at
+reduced scale, and bounded in memory. Memory is measured in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.bombs import jpeg_claiming, png_bomb
+from clients.uploads import png
+from service.preprocess import WORK_SIDE, declared_pixels, decode, open_images
+from tests.helpers import ROOT
+
+PEAK_RSS = r"""
+import json, resource, sys
+from benchmarks.bombs import jpeg_claiming, png_bomb
+from service.errors import InputError
+from service.preprocess import to_model_input
+data = png_bomb(4999, 5000) if sys.argv[1] == "png" else jpeg_claiming(9000, 2700)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    to_model_input(data)
+    status = 200
+except InputError as exc:
+    status = exc.status
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps({"status": status, "peak_growth_mb": grown, "size": len(data)}))
+"""
+
+
+def _peak(kind: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, kind], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_bombs_are_small_and_within_the_pixel_limit():
+    jpeg, bomb = jpeg_claiming(9000, 2700), png_bomb(4999, 5000)
+    assert len(jpeg) < 1000 and len(bomb) < 100_000
+    assert declared_pixels(open_images([jpeg], 25_000_000)) == 9000 * 2700
+    assert declared_pixels(open_images([bomb], 25_000_000)) == 4999 * 5000
+
+
+def test_a_jpeg_is_decoded_at_reduced_scale():
+    gray = decode(jpeg_claiming(9000, 2700), 25_000_000, 10_000)
+    assert max(gray.shape) <= WORK_SIDE
+
+
+def test_a_huge_png_is_reduced_before_any_float_work():
+    gray = decode(png_bomb(4999, 5000), 25_000_000, 10_000)
+    assert max(gray.shape) <= WORK_SIDE and gray.dtype == np.float32
+
+
+def test_small_images_are_not_resampled():
+    digit = np.zeros((600, 800), np.uint8)
+    digit[100:300, 200:260] = 255
+    assert np.array_equal(decode(png(digit), 10**7, 10**4), digit.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind, limit_mb", [("png", 160), ("jpeg", 60)])
+def test_peak_memory_of_one_bomb_is_bounded(kind, limit_mb):
+    """Before the fix: +454 MB for the PNG and +304 MB for the JPEG, in one request."""
+    result = _peak(kind)
+    assert result["status"] in (400, 422)  # blank or truncated: a client error either way
+    assert result["peak_growth_mb"] <= limit_mb, result
