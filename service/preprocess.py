@@ -167,7 +167,7 @@ def over_background(ink: np.ndarray) -> np.ndarray:
     """Ink relative to the background level (the median); 422 when nothing stands out.
 
     The same test for every endpoint: a blank image gets no confident answer."""
-    x = ink - np.percentile(ink, 50)
+    x = ink - np.median(ink)  # the 50th percentile, at half its cost
     if x.max() < MIN_INK:
         raise InputError(422, "no digit found: the image has no visible ink")
     return x
