@@ -26,35 +26,9 @@ import httpx
 
 from benchmarks.bombs import jpeg_claiming, png_bomb
 from clients import server_process
+from clients.server_process import descendants, rss_mb
 from core.data import resolve_or_exit
 from core.png import encode_png
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children[int(fields[1])].append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """A process's peak (VmHWM) or current (VmRSS) resident memory in MB; 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.errors import InputError
 from service.schemas import PixelsRequest
@@ -27,13 +27,22 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+# nginx's "client closed request": not a server error, and nobody will read it.
+CLIENT_GONE = 499
+
+
 async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise InputError(413, f"request body over the {limit}-byte limit")
-        yield chunk
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise InputError(413, f"request body over the {limit}-byte limit")
+            yield chunk
+    except ClientDisconnect:
+        # Left to BentoML, a hang-up mid-upload is an ERROR traceback and a 500 sample.
+        raise InputError(CLIENT_GONE, "the client closed the connection before the body "
+                                      "was complete") from None
 
 
 def _check_declared_length(request: Request, limit: int) -> None:

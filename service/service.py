@@ -31,6 +31,7 @@ from service.backpressure import HeavyWork
 from service.engine import Engine, ModelLoadError
 from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
+from service.lifecycle import die_with_parent
 from service.preprocess import declared_pixels, open_images, over_background, to_model_batch
 from service.safe_responses import SafeResponses
 from service.schemas import (
@@ -137,6 +138,8 @@ class MNISTService:
             sys.exit(1)
 
     def __init__(self) -> None:
+        if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
+            die_with_parent()  # the worker's parent is the main process (circus arbiter)
         self.settings = SETTINGS
         self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
         self.engine = load_engine(self.stored, self.settings)

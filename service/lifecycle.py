@@ -1,0 +1,31 @@
+"""A worker must not outlive the `bentoml serve` process that started it.
+
+    pytest tests/security/test_lifecycle.py     # SIGKILL the main process, restart on the port
+
+When the main process is SIGKILLed (the OOM killer, `kill -9`), nothing tells its
+workers: they keep the listening socket, and the next start on that port fails with
+"Address already in use". Linux can tell them: PR_SET_PDEATHSIG delivers a signal to
+a process when its parent dies. SIGTERM, so the orphan drains like any shutdown.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import sys
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel for `sig` when our parent dies; False where that is not possible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        return False
+    return True
