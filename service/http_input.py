@@ -11,7 +11,9 @@ every problem is an InputError (service/errors.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 
 import numpy as np
 from pydantic import ValidationError
@@ -45,6 +47,19 @@ async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
                                       "was complete") from None
 
 
+@asynccontextmanager
+async def _body_deadline(seconds: float) -> AsyncIterator[None]:
+    """The whole body must arrive within `seconds`: a Content-Length larger than what is
+    sent, or a body dripped a byte at a time, would otherwise hold the connection until
+    the request timeout and end in a 504."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise InputError(408, f"the request body did not arrive within {seconds:g} s") \
+            from None
+
+
 def _check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -57,19 +72,20 @@ def _check_declared_length(request: Request, limit: int) -> None:
             raise InputError(400, "the request body is empty")
 
 
-async def read_json_body(request: Request, limit: int) -> bytes:
+async def read_json_body(request: Request, limit: int, timeout: float = 10) -> bytes:
     if media_type(request) not in ("application/json", ""):
         raise InputError(415, f"expected application/json, got {media_type(request)}")
     _check_declared_length(request, limit)
-    body = b"".join([c async for c in _limited(request, limit)])
+    async with _body_deadline(timeout):
+        body = b"".join([c async for c in _limited(request, limit)])
     if not body.strip():
         raise InputError(400, "the request body is empty")
     return body
 
 
-async def read_pixels(request: Request, limit: int) -> np.ndarray:
+async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.ndarray:
     """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise)."""
-    body = await read_json_body(request, limit)
+    body = await read_json_body(request, limit, timeout)
     try:
         req = PixelsRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -80,7 +96,8 @@ async def read_pixels(request: Request, limit: int) -> np.ndarray:
     return np.asarray(req.pixels, dtype=np.float32)[None]
 
 
-async def read_files(request: Request, field: str, limit: int, max_files: int) -> list[bytes]:
+async def read_files(request: Request, field: str, limit: int, max_files: int,
+                     timeout: float = 10) -> list[bytes]:
     """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
     mt = media_type(request)
     if mt != "multipart/form-data":
@@ -90,7 +107,8 @@ async def read_files(request: Request, field: str, limit: int, max_files: int) -
     parser = MultiPartParser(request.headers, _limited(request, limit),
                              max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
     try:
-        form = await parser.parse()
+        async with _body_deadline(timeout):
+            form = await parser.parse()
     except MultiPartException as exc:
         raise InputError(400, f"malformed multipart body: {exc.message}") from None
     try:

@@ -179,22 +179,25 @@ class MNISTService:
     @renders_input_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
-        files = await read_files(ctx.request, "image", self.settings.max_body_bytes, 1)
+        s = self.settings
+        files = await read_files(ctx.request, "image", s.max_body_bytes, 1, s.body_timeout_s)
         return self._predictions(await self._decode(files))[0]
 
     @bentoml.api(input_spec=ImagesInput)
     @renders_input_errors
     async def predict_batch(self, ctx: bentoml.Context) -> BatchPrediction:
         """Classify 1-256 images (multipart fields `images`) in one inference call."""
-        files = await read_files(ctx.request, "images", self.settings.max_body_bytes,
-                                 self.settings.max_batch)
+        s = self.settings
+        files = await read_files(ctx.request, "images", s.max_body_bytes, s.max_batch,
+                                 s.body_timeout_s)
         return BatchPrediction(predictions=self._predictions(await self._decode(files)))
 
     @bentoml.api(input_spec=PixelsInput)
     @renders_input_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
-        pixels = await read_pixels(ctx.request, self.settings.max_body_bytes)
+        pixels = await read_pixels(ctx.request, self.settings.max_body_bytes,
+                                   self.settings.body_timeout_s)
         over_background(pixels[0])  # a blank image is a 422 here too, as on /predict
         return self._predictions(pixels)[0]
 

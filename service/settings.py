@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
+    body_timeout_s: float = Field(default=10, gt=0, description="the whole request body "
+                                  "must arrive within this many seconds (408 after)")
     # Per-request work that costs throughput (see docs/benchmarks.md); /metrics stays.
     access_log: bool = Field(default=False,
                              description="1: BentoML's per-request access log line")
@@ -62,7 +64,8 @@ class Settings(BaseSettings):
 
 # What a refused value must look like, by pydantic error type.
 _EXPECTED = {"int_parsing": "must be an integer", "bool_parsing": "must be 0 or 1",
-             "greater_than_equal": "must be >= {ge}"}
+             "greater_than_equal": "must be >= {ge}", "greater_than": "must be > {gt}",
+             "float_parsing": "must be a number"}
 
 
 def load_settings() -> Settings:
