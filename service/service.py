@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import bentoml
 import numpy as np
@@ -91,6 +91,35 @@ def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
 
+def _refuse_to_start(exc: ModelLoadError) -> NoReturn:
+    """A model that cannot serve stops `bentoml serve` here: one line, exit 1."""
+    print(f"mnist service cannot start: {exc}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+class StoreModel(bentoml.models.BentoModel):
+    """The model reference of the service. BentoML reads the store entry before any hook
+    of ours runs: a damaged entry (an invalid model.yaml) must stop the service with one
+    line too, not with BentoML's 100-line traceback."""
+
+    @property
+    def stored(self) -> Any:
+        # BentoML logs a YAML error at ERROR before raising it: our one line says it all.
+        yaml_log = logging.getLogger("bentoml._internal.models.model")
+        level = yaml_log.level
+        yaml_log.setLevel(logging.CRITICAL)
+        try:
+            return super().stored
+        except Exception as exc:
+            store = os.environ.get("BENTOML_HOME", "~/bentoml")
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            _refuse_to_start(ModelLoadError(
+                f"model {self.tag} cannot be read from the model store under {store} "
+                f"({reason}); retrain or restore the store"))
+        finally:
+            yaml_log.setLevel(level)
+
+
 def _stored_model(tag: str) -> bentoml.Model:
     try:
         return bentoml.models.get(tag)
@@ -125,7 +154,7 @@ API_PATHS = ["/predict", "/predict_batch", "/predict_pixels", "/model"]
 # PassiveMount: this app only claims GET /model, so mounting at "/" shadows nothing.
 @bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"])]), path="/")
 class MNISTService:
-    model = bentoml.models.BentoModel(SETTINGS.model_tag)
+    model = StoreModel(SETTINGS.model_tag)
 
     @bentoml.on_deployment
     def verify_model() -> None:
@@ -134,8 +163,7 @@ class MNISTService:
         try:
             load_engine(_stored_model(SETTINGS.model_tag), SETTINGS)
         except ModelLoadError as exc:
-            print(f"mnist service cannot start: {exc}", file=sys.stderr, flush=True)
-            sys.exit(1)
+            _refuse_to_start(exc)
 
     def __init__(self) -> None:
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
