@@ -20,12 +20,13 @@ PORT ?= 3000
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 ATTACK_ARGS ?=
+SOAK_ARGS ?=
 
 HOST ?= http://127.0.0.1:$(PORT)
 LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help setup train demo serve bento bench attack loadtest compose-up compose-loadtest compose-down \
+.PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
 	compose-e2e test lint ci-train clean
 
 help:  ## list the targets
@@ -78,6 +79,9 @@ bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.md (needs
 
 attack: setup  ## the service under a decode-bomb attack: readiness, latency, memory (after make train)
 	$(BIN)/python -m benchmarks.under_attack --json reports/under_attack.json $(ATTACK_ARGS)
+
+soak: setup  ## 3 min, 16 users, mixed endpoints, every answer checked, memory sampled (after make train)
+	$(BIN)/python -m benchmarks.soak --json reports/soak.json $(SOAK_ARGS)
 
 compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
 	bash docker/e2e.sh
