@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
+from benchmarks.bombs import png_bomb
 from clients.uploads import canvas_rgba, jpeg_on_paper, png
 from core.contract import CONTRACT
-from tests.service.images import huge_png
 
 
 def _assert_error(resp, status, text=""):
@@ -108,8 +108,8 @@ def test_predict_rejects_truncated_png(client, test_digits):
 
 
 def test_predict_rejects_12000_square_png_before_decoding(client):
-    _assert_error(client.post("/predict", files={"image": ("big.png", huge_png(12000))}),
-                  413, "12000x12000")
+    big = png_bomb(12000, 12000, "L")
+    _assert_error(client.post("/predict", files={"image": ("big.png", big)}), 413, "12000x12000")
 
 
 def test_predict_rejects_body_over_limit(client):
@@ -164,7 +164,7 @@ def test_predict_never_fetches_a_url_sent_as_text(client):
 
 
 def test_predict_batch_limits_total_pixels_of_one_request(client):
-    big = huge_png(3000)  # 9 M pixels: fine alone, 27 M for three
+    big = png_bomb(3000, 3000, "L")  # 9 M pixels: fine alone, 27 M for three
     assert client.post("/predict_batch", files=[("images", ("a.png", big))]).status_code == 422
     _assert_error(client.post("/predict_batch", files=[("images", (f"{i}.png", big))
                                                        for i in range(3)]),
@@ -223,7 +223,7 @@ def test_predict_pixels_rejects_bad_bodies(client, kwargs, status):
 
 
 def test_service_stays_ready_after_bad_input(client, test_digits):
-    client.post("/predict", files={"image": ("big.png", huge_png(12000))})
+    client.post("/predict", files={"image": ("big.png", png_bomb(12000, 12000, "L"))})
     client.post("/predict_pixels", content=b"[[[", headers={"content-type": "application/json"})
     assert client.get("/readyz").status_code == 200
     assert client.post("/predict", files={"image": ("d.png", png(test_digits[0][1]))}

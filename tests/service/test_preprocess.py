@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.bombs import png_bomb
 from clients.uploads import UPLOAD_STYLES, png
 from service.errors import InputError
 from service.preprocess import decode, ink_on_black, mnist_layout, to_model_input
-from tests.service.images import huge_png
 
 
 def _com(x):
@@ -97,7 +97,7 @@ def test_decode_rejects_truncated_png(test_digits):
 
 def test_decode_checks_pixel_count_before_decoding():
     with pytest.raises(InputError, match="12000x12000") as info:
-        decode(huge_png(12000), 25_000_000, 100_000)
+        decode(png_bomb(12000, 12000, "L"), 25_000_000, 100_000)
     assert info.value.status == 413
 
 
