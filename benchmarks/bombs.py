@@ -13,6 +13,8 @@ import zlib
 
 from PIL import Image
 
+from core.png import COLOUR_TYPE, SIGNATURE, chunk
+
 
 def jpeg_claiming(width: int, height: int) -> bytes:
     """A few hundred bytes of JPEG whose header declares width x height (the scan is tiny)."""
@@ -25,16 +27,11 @@ def jpeg_claiming(width: int, height: int) -> bytes:
 
 
 def png_bomb(width: int, height: int, mode: str = "RGBA") -> bytes:
-    """A valid PNG of width x height zero pixels: about 1/1000 of its decoded size."""
-    channels, colour = {"L": (1, 0), "RGB": (3, 2), "RGBA": (4, 6)}[mode]
-
-    def chunk(tag: bytes, payload: bytes) -> bytes:
-        return (struct.pack(">I", len(payload)) + tag + payload
-                + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF))
-
+    """A valid PNG of width x height zero pixels: about 1/1000 of its decoded size, written
+    a row at a time (core.png.encode_png would need the whole array in memory)."""
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
     z = zlib.compressobj(9)
     row = bytes(1 + width * channels)  # filter byte 0, then the pixels
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE[channels], 0, 0, 0)
+    return SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

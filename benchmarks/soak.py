@@ -49,23 +49,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server_process.wait_ready(proc, base)
             stop = threading.Event()
-            sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, 10, samples))
+            sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, 10, samples),
+                                       daemon=True)
             sampler.start()
-            locust = subprocess.run(
-                [str(Path(sys.executable).with_name("locust")), "--config",
-                 "load_tests/locust.conf", "--host", base, "--load-profile", "soak",
-                 "--users", str(args.users), "--spawn-rate", str(args.users),
-                 "--run-time", f"{int(args.minutes * 60)}s", "--only-summary",
-                 "--slo-p99-ms", "1000"],
-                cwd=server_process.ROOT, capture_output=True, text=True,
-                timeout=args.minutes * 60 + 300)
-            stop.set()
-            sampler.join()
+            try:
+                locust = subprocess.run(
+                    [str(Path(sys.executable).with_name("locust")), "--config",
+                     "load_tests/locust.conf", "--host", base, "--load-profile", "soak",
+                     "--users", str(args.users), "--spawn-rate", str(args.users),
+                     "--run-time", f"{int(args.minutes * 60)}s", "--only-summary",
+                     "--slo-p99-ms", "1000"],
+                    cwd=server_process.ROOT, capture_output=True, text=True,
+                    timeout=args.minutes * 60 + 300)
+            finally:
+                stop.set()
+                sampler.join()
         finally:
             server_process.stop(proc)
     out = locust.stdout + locust.stderr
     summary = re.search(r"^\d+ requests, .*$", out, re.M)
-    warm = [mb for t, mb in samples if t >= 60] or [mb for _, mb in samples]
+    warm = [mb for t, mb in samples if t >= 60] or [mb for _, mb in samples] or [0.0]
     result = {
         "minutes": args.minutes, "users": args.users, "locust_exit_code": locust.returncode,
         "verdict": next((ln for ln in out.splitlines() if ln.startswith("SLO ")), None),

@@ -13,10 +13,11 @@ import zlib
 
 import numpy as np
 
-_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (gray, RGB, RGBA)
+COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (gray, RGB, RGBA)
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _chunk(tag: bytes, data: bytes) -> bytes:
+def chunk(tag: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + tag + data
             + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
 
@@ -27,12 +28,12 @@ def encode_png(array: np.ndarray, level: int = 6) -> bytes:
     if a.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {a.dtype}")
     channels = 1 if a.ndim == 2 else (a.shape[2] if a.ndim == 3 else 0)
-    if channels not in _COLOUR_TYPE or min(a.shape[:2], default=0) < 1:
+    if channels not in COLOUR_TYPE or min(a.shape[:2], default=0) < 1:
         raise ValueError(f"expected [H, W] or [H, W, 3|4] pixels, got shape {a.shape}")
     h, w = a.shape[:2]
     rows = np.ascontiguousarray(a).reshape(h, w * channels)
     # Each scanline starts with its filter type: 0, none.
     raw = np.hstack([np.zeros((h, 1), np.uint8), rows]).tobytes()
-    header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[channels], 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(raw, level)) + _chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", w, h, 8, COLOUR_TYPE[channels], 0, 0, 0)
+    return (SIGNATURE + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, level)) + chunk(b"IEND", b""))

@@ -1,6 +1,6 @@
 """Request bodies for the load test, built once before the first user starts.
 
-    python -c "from load_tests.payloads import build; print(build(10).describe())"
+    python -c "from load_tests.payloads import build; print(build(10).summary())"
 
 Real digits (the IDX folder in $MNIST_DIR, resolved like the training data),
 each with its true label so that every answer under load is checked.

@@ -106,6 +106,9 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
     _check_declared_length(request, limit)
     parser = MultiPartParser(request.headers, _limited(request, limit),
                              max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
+    # Files stay in memory (the body limit bounds them) instead of spilling over 1 MiB
+    # to /tmp: a read-only container's small tmpfs would fill, and an OSError is a 500.
+    parser.spool_max_size = limit
     try:
         async with _body_deadline(timeout):
             form = await parser.parse()

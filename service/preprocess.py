@@ -28,6 +28,9 @@ SIZE = CONTRACT.height
 WORK_SIDE = 1024
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
 MIN_INK = 32  # the brightest ink over the background, of 255: less is a blank image
+# The defaults of MNIST_MAX_PIXELS and MNIST_MAX_SIDE (service/settings.py). 25 Mpx: a
+# 12-Mpx phone photo passes; memory is bounded by the decode slots (docs/security.md).
+DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE = 25_000_000, 10_000
 
 _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
     b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
@@ -77,15 +80,28 @@ def _reason(exc: BaseException) -> str:
 Opened = tuple[Image.Image, str]  # a lazily opened image (header read) and its format
 
 
-def open_images(files: list[bytes], max_pixels: int) -> list[Opened]:
-    """Headers only, no pixel data: each image's format and size, named in any error.
+def _check_size(img: Image.Image, max_pixels: int, max_side: int) -> None:
+    w, h = img.size
+    if w * h > max_pixels or max(w, h) > max_side:
+        raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "
+                              f"or {max_side} pixels a side")
+    if w < 1 or h < 1:
+        raise InputError(400, "image has no pixels")
+
+
+def open_images(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_side: int = DEFAULT_MAX_SIDE) -> list[Opened]:
+    """Headers only, no pixel data: each image's format and size, checked against the
+    limits (413) before anything waits for or spends decoding time; errors name the image.
 
     One request decodes at most max_pixels in all: a batch of 256 images, each just under
     the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
     opened = []
     for i, data in enumerate(files):
         with about_image(i) if len(files) > 1 else nullcontext():
-            opened.append(open_image(data))
+            img, fmt = open_image(data)
+            _check_size(img, max_pixels, max_side)
+            opened.append((img, fmt))
     total = declared_pixels(opened)
     if len(files) > 1 and total > max_pixels:
         raise InputError(413, f"the {len(files)} images total {total} pixels: over the "
@@ -114,14 +130,9 @@ def _load_reduced(img: Image.Image, fmt: str) -> Image.Image:
     return img
 
 
-def decode_image(img: Image.Image, fmt: str, max_pixels: int, max_side: int) -> np.ndarray:
-    """An opened PNG/JPEG -> grayscale float32 [H, W], 0-255, alpha composited on white."""
-    w, h = img.size
-    if w * h > max_pixels or max(w, h) > max_side:
-        raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "
-                              f"or {max_side} pixels a side")
-    if w < 1 or h < 1:
-        raise InputError(400, "image has no pixels")
+def decode_image(img: Image.Image, fmt: str) -> np.ndarray:
+    """An opened, size-checked PNG/JPEG -> grayscale float32 [H, W], 0-255, alpha
+    composited on white."""
     try:
         img = ImageOps.exif_transpose(_load_reduced(img, fmt))
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
@@ -137,7 +148,7 @@ def decode_image(img: Image.Image, fmt: str, max_pixels: int, max_side: int) -> 
 
 def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
     """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
-    return decode_image(*open_image(data), max_pixels, max_side)
+    return decode_image(*open_images([data], max_pixels, max_side)[0])
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -148,10 +159,13 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
 
 def _is_mnist_layout(x: np.ndarray) -> bool:
     """Already a centred 28x28 MNIST-style digit: resampling it again would only blur it."""
-    if x.shape != (SIZE, SIZE) or x.max() <= 0:
+    if x.shape != (SIZE, SIZE):
+        return False
+    background = np.median(x)
+    if background >= 1.0 or x.max() - background < MIN_INK:  # over_background's test
         return False
     rows, cols = np.nonzero(x > 0)
-    fits = np.ptp(rows) < BOX + 2 and np.ptp(cols) < BOX + 2 and np.median(x) < 1.0
+    fits = np.ptp(rows) < BOX + 2 and np.ptp(cols) < BOX + 2
     cy, cx = _centre_of_mass(x)
     return bool(fits and abs(cy - SIZE / 2) < 2.5 and abs(cx - SIZE / 2) < 2.5)
 
@@ -208,17 +222,16 @@ def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def to_model_input(data: bytes, max_pixels: int = 25_000_000,
-                   max_side: int = 10_000) -> np.ndarray:
-    """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
-    return mnist_layout(ink_on_black(decode(data, max_pixels, max_side)))
-
-
-def to_model_batch(opened: list[Opened], max_pixels: int = 25_000_000,
-                   max_side: int = 10_000) -> np.ndarray:
+def to_model_batch(opened: list[Opened]) -> np.ndarray:
     """Opened images (open_images) -> float32 [N, 28, 28]; an error names its image."""
     batch = np.empty((len(opened), SIZE, SIZE), np.float32)
     for i, (img, fmt) in enumerate(opened):
         with about_image(i) if len(opened) > 1 else nullcontext():
-            batch[i] = mnist_layout(ink_on_black(decode_image(img, fmt, max_pixels, max_side)))
+            batch[i] = mnist_layout(ink_on_black(decode_image(img, fmt)))
     return batch
+
+
+def to_model_input(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+    """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
+    return to_model_batch(open_images([data], max_pixels, max_side))[0]

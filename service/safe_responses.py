@@ -24,7 +24,6 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
                     Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
-PREDICTION_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; connect-src 'self'; frame-src 'none'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -32,8 +31,9 @@ _REASONS = {404: "no route", 405: "method not allowed:"}
 
 
 class SafeResponses:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, no_store: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.no_store = no_store  # the paths whose answers no cache may keep
 
     async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -48,7 +48,7 @@ class SafeResponses:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                if path in PREDICTION_PATHS:
+                if path in self.no_store:
                     headers["Cache-Control"] = "no-store"
                 ctype = headers.get("content-type", "")
                 if ctype.startswith("text/html"):

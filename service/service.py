@@ -46,8 +46,25 @@ from service.settings import Settings, load_settings
 
 log = logging.getLogger("mnist_service")
 
+def _refuse_to_start(reason: object) -> NoReturn:
+    """What cannot serve stops `bentoml serve` here: one line, exit 1, no traceback."""
+    print(f"mnist service cannot start: {reason}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _settings_or_refuse() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:  # names the variable and what it must be
+        _refuse_to_start(exc)
+
+
+def _store() -> str:
+    return os.environ.get("BENTOML_HOME", "~/bentoml")
+
+
 # BentoML needs the model tag and worker count when the class is defined.
-SETTINGS = load_settings()
+SETTINGS = _settings_or_refuse()
 # Decoding takes time by the pixels a header declares, not by the file's size (a 630-byte
 # JPEG can declare 24 Mpx): up to 512x512 (a few ms at worst) on the event loop, larger on
 # a thread, through the worker's bounded HeavyWork slots.
@@ -91,12 +108,6 @@ def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
 
-def _refuse_to_start(exc: ModelLoadError) -> NoReturn:
-    """A model that cannot serve stops `bentoml serve` here: one line, exit 1."""
-    print(f"mnist service cannot start: {exc}", file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
 class StoreModel(bentoml.models.BentoModel):
     """The model reference of the service. BentoML reads the store entry before any hook
     of ours runs: a damaged entry (an invalid model.yaml) must stop the service with one
@@ -111,11 +122,9 @@ class StoreModel(bentoml.models.BentoModel):
         try:
             return super().stored
         except Exception as exc:
-            store = os.environ.get("BENTOML_HOME", "~/bentoml")
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            _refuse_to_start(ModelLoadError(
-                f"model {self.tag} cannot be read from the model store under {store} "
-                f"({reason}); retrain or restore the store"))
+            _refuse_to_start(f"model {self.tag} cannot be read from the model store under "
+                             f"{_store()} ({reason}); retrain or restore the store")
         finally:
             yaml_log.setLevel(level)
 
@@ -124,8 +133,7 @@ def _stored_model(tag: str) -> bentoml.Model:
     try:
         return bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
-        store = os.environ.get("BENTOML_HOME", "~/bentoml")
-        raise ModelLoadError(f"model {tag} is not in the model store under {store}; "
+        raise ModelLoadError(f"model {tag} is not in the model store under {_store()}; "
                              "run `make train` (or `python -m training`) first") from None
 
 
@@ -138,7 +146,8 @@ async def model_route(request: Request) -> JSONResponse:
     return JSONResponse(bentoml.get_current_service().model_info())
 
 
-API_PATHS = ["/predict", "/predict_batch", "/predict_pixels", "/model"]
+PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
+API_PATHS = [*PREDICT_PATHS, "/model"]
 
 
 @bentoml.service(
@@ -194,11 +203,11 @@ class MNISTService:
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
-        opened = open_images(files, s.max_pixels)  # headers only
+        opened = open_images(files, s.max_pixels, s.max_side)  # headers only; 413s here
         if declared_pixels(opened) <= INLINE_DECODE_PIXELS:
-            return to_model_batch(opened, s.max_pixels, s.max_side)
+            return to_model_batch(opened)
         async with self.heavy.slot():
-            return await asyncio.to_thread(to_model_batch, opened, s.max_pixels, s.max_side)
+            return await asyncio.to_thread(to_model_batch, opened)
 
     def _predictions(self, batch: np.ndarray) -> list[Prediction]:
         return predictions_from(self.engine.probabilities(batch))
@@ -231,4 +240,5 @@ class MNISTService:
 
 
 # Security headers and JSON 404/405 bodies on every route, BentoML's own included.
-MNISTService.add_asgi_middleware(SafeResponses)  # type: ignore[attr-defined]
+MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
+                                 no_store=PREDICT_PATHS)

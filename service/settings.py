@@ -11,6 +11,9 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.contract import MODEL_NAME
+from service.preprocess import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
 PREFIX = "MNIST_"
 
 
@@ -18,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True,
                                       extra="ignore", protected_namespaces=())
 
-    model_tag: str = Field(default="mnist_mlp:latest",
+    model_tag: str = Field(default=f"{MODEL_NAME}:latest",
                            description="model-store tag to serve")
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="comma list of onnxruntime providers, e.g. "
@@ -27,14 +30,14 @@ class Settings(BaseSettings):
                               description="1: refuse to start unless CUDA is really active")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0,
                                 description="request body limit (413 above)")
-    max_pixels: int = Field(default=25_000_000, ge=0,
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=0,
                             description="image pixel limit, checked before decoding (413 above)")
-    max_side: int = Field(default=10_000, ge=0,
+    max_side: int = Field(default=DEFAULT_MAX_SIDE, ge=0,
                           description="longest image side limit (413 above)")
     max_batch: int = Field(default=256, ge=0,
                            description="most images in one /predict_batch request")
-    decode_slots: int = Field(default=2, ge=1, description="large images (over 512x512) "
-                              "decoded at once per worker, on threads")
+    decode_slots: int = Field(default=2, ge=1, description="large images decoded at once "
+                              "per worker, on threads (docs/security.md)")
     decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "
                               "slot per worker; 503 with Retry-After beyond")
     workers: int = Field(default=1, ge=0, description="BentoML worker processes")

@@ -30,3 +30,12 @@ def test_a_blank_image_in_a_batch_is_named(client, test_digits):
     resp = client.post("/predict_batch", files=files)
     assert resp.status_code == 422
     assert resp.json()["error"].startswith("images[1]: no digit found")
+
+
+def test_a_faint_dot_in_the_middle_is_blank_too(client):
+    """It looks like an MNIST-layout digit (centred, small): the ink test still applies."""
+    faint = np.zeros((28, 28), np.uint8)
+    faint[14, 14] = 5
+    by_image = client.post("/predict", files={"image": ("f.png", encode_png(faint))})
+    by_pixels = client.post("/predict_pixels", json={"pixels": faint.tolist()})
+    assert by_image.status_code == by_pixels.status_code == 422

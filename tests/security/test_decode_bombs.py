@@ -74,3 +74,11 @@ def test_peak_memory_of_one_bomb_is_bounded(kind, limit_mb):
     result = _peak(kind)
     assert result["status"] in (400, 422)  # blank or truncated: a client error either way
     assert result["peak_growth_mb"] <= limit_mb, result
+
+
+def test_an_oversized_image_is_refused_from_its_header_before_any_decode_slot():
+    from service.errors import InputError
+
+    with pytest.raises(InputError, match="12000x12000") as info:
+        open_images([png_bomb(12000, 12000, "L")], 25_000_000, 10_000)
+    assert info.value.status == 413

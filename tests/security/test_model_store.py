@@ -36,3 +36,16 @@ def test_an_unreadable_model_yaml_is_one_line_and_exit_1(trained, tmp_path, dama
     assert lines[-1].startswith("mnist service cannot start: model mnist_mlp:"), out
     assert "cannot be read from the model store" in lines[-1]
     assert "Traceback" not in out
+
+
+def test_a_bad_setting_is_one_line_and_exit_1(trained):
+    proc = process.start(process.free_port(), subprocess.PIPE,
+                         env={"BENTOML_HOME": str(trained[2]), "MNIST_MAX_PIXELS": "lots"})
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        process.stop(proc)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert proc.returncode == 1, out
+    assert lines == ["mnist service cannot start: MNIST_MAX_PIXELS must be an integer, "
+                     "got 'lots'"], out
