@@ -46,6 +46,7 @@ from service.settings import Settings, load_settings
 
 log = logging.getLogger("mnist_service")
 
+
 def _refuse_to_start(reason: object) -> NoReturn:
     """What cannot serve stops `bentoml serve` here: one line, exit 1, no traceback."""
     print(f"mnist service cannot start: {reason}", file=sys.stderr, flush=True)
