@@ -41,31 +41,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=16, help="Locust users")
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args(argv)
-    port = server_process.free_port()
-    base = f"http://127.0.0.1:{port}"
     samples: list[tuple[float, float]] = []
-    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
-        proc = server_process.start(port, log)
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log, \
+            server_process.serving(log) as (proc, base):
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, 10, samples),
+                                   daemon=True)
+        sampler.start()
         try:
-            server_process.wait_ready(proc, base)
-            stop = threading.Event()
-            sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, 10, samples),
-                                       daemon=True)
-            sampler.start()
-            try:
-                locust = subprocess.run(
-                    [str(Path(sys.executable).with_name("locust")), "--config",
-                     "load_tests/locust.conf", "--host", base, "--load-profile", "soak",
-                     "--users", str(args.users), "--spawn-rate", str(args.users),
-                     "--run-time", f"{int(args.minutes * 60)}s", "--only-summary",
-                     "--slo-p99-ms", "1000"],
-                    cwd=server_process.ROOT, capture_output=True, text=True,
-                    timeout=args.minutes * 60 + 300)
-            finally:
-                stop.set()
-                sampler.join()
+            locust = subprocess.run(
+                [str(Path(sys.executable).with_name("locust")), "--config",
+                 "load_tests/locust.conf", "--host", base, "--load-profile", "soak",
+                 "--users", str(args.users), "--spawn-rate", str(args.users),
+                 "--run-time", f"{int(args.minutes * 60)}s", "--only-summary",
+                 "--slo-p99-ms", "1000"],
+                cwd=server_process.ROOT, capture_output=True, text=True,
+                timeout=args.minutes * 60 + 300)
         finally:
-            server_process.stop(proc)
+            stop.set()
+            sampler.join()
     out = locust.stdout + locust.stderr
     summary = re.search(r"^\d+ requests, .*$", out, re.M)
     warm = [mb for t, mb in samples if t >= 60] or [mb for _, mb in samples] or [0.0]

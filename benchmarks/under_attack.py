@@ -101,21 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args(argv)
     digit = resolve_or_exit(None, allow_download=False).test_images[0]
-    port = server_process.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
-        proc = server_process.start(port, log)
-        try:
-            server_process.wait_ready(proc, base)
-            workers = descendants(proc.pid)
-            idle = max(rss_mb(w) for w in workers)
-            result = attack(base, args.seconds, args.attackers, encode_png(digit))
-            peak = max(rss_mb(w) for w in workers)
-            time.sleep(2)
-            result["worker_rss_mb"] = {"peak_idle": idle, "peak_under_attack": peak,
-                                       "now_2s_after": max(rss_mb(w, "VmRSS") for w in workers)}
-        finally:
-            server_process.stop(proc)
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log, \
+            server_process.serving(log) as (proc, base):
+        workers = descendants(proc.pid)
+        idle = max(rss_mb(w) for w in workers)
+        result = attack(base, args.seconds, args.attackers, encode_png(digit))
+        peak = max(rss_mb(w) for w in workers)
+        time.sleep(2)
+        result["worker_rss_mb"] = {"peak_idle": idle, "peak_under_attack": peak,
+                                   "now_2s_after": max(rss_mb(w, "VmRSS") for w in workers)}
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -73,6 +75,22 @@ def stop(proc: subprocess.Popen, grace: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@contextmanager
+def serving(log: IO[str], env: dict[str, str] | None = None,
+            port: int = 0) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`bentoml serve` on a loopback port (0: a free one), ready: yields (process, base URL)
+    and stops it on the way out. A server that dies or stalls before ready is stopped and
+    its RuntimeError raised."""
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start(port, log, env)
+    try:
+        wait_ready(proc, base)
+        yield proc, base
+    finally:
+        stop(proc)
 
 
 def descendants(pid: int) -> list[int]:

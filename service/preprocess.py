@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from core.contract import CONTRACT
+from core.png import SIGNATURE as PNG_SIGNATURE
 from service.errors import InputError, about_image
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
@@ -41,7 +42,7 @@ _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
 
 def sniff_format(data: bytes) -> str:
     """'PNG' or 'JPEG' from the magic bytes; raise 415/400 for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if data.startswith(PNG_SIGNATURE):
         return "PNG"
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"

@@ -86,17 +86,12 @@ def client(asgi_app):
 @pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
-    from clients import server_process as process
+    from clients.server_process import serving
 
-    port = process.free_port()
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     with open(log_path, "w") as log:
-        proc = process.start(port, log, env={"BENTOML_HOME": str(trained[2])})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_ready(proc, base)
-    except RuntimeError as exc:
-        process.stop(proc)
-        pytest.fail(f"{exc}:\n{log_path.read_text()}")
-    yield base
-    process.stop(proc)
+        try:
+            with serving(log, env={"BENTOML_HOME": str(trained[2])}) as (_, base):
+                yield base
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n{log_path.read_text()}")

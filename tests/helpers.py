@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from clients import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +40,19 @@ def run_module(module: str, args: list[str], env: dict[str, str],
     """`python -m module args` from the project root, as users run the command lines."""
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=timeout, cwd=ROOT)
+
+
+def serve_expecting_refusal(env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """`bentoml serve` that must refuse to start: (exit code, output); the test fails if
+    the server keeps running."""
+    proc = server_process.start(server_process.free_port(), subprocess.PIPE, env=env)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server_process.stop(proc)
+        out = proc.stdout.read() if proc.stdout else ""
+        pytest.fail("the server kept running where it had to refuse to start:\n" + out)
+    return proc.returncode, out
 
 
 def run_training(args: list[str], bentoml_home: Path, timeout: float = 300):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,14 +28,18 @@ from load_tests.payloads import multipart
 pytestmark = pytest.mark.slow
 
 
-def _serve(home, port: int, log) -> subprocess.Popen:
-    return process.start(port, log, env={"BENTOML_HOME": str(home)})
+@contextmanager
+def _serving(trained, log_path: Path, port: int = 0):
+    """The trained model served on a loopback port, logged to log_path: (process, URL)."""
+    with open(log_path, "w") as log, process.serving(
+            log, env={"BENTOML_HOME": str(trained[2])}, port=port) as running:
+        yield running
 
 
 def _gone(pids: list[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids):
+        if not any(map(_alive, pids)):
             return True
         time.sleep(0.1)
     return False
@@ -50,37 +54,25 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_of_the_main_process_takes_its_worker_along(trained, tmp_path):
-    port = process.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "first.log", "w") as log:
-        first = _serve(trained[2], port, log)
+    workers: list[int] = []
     try:
-        process.wait_ready(first, base)
-        workers = descendants(first.pid)
-        assert workers
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-        assert _gone(workers, 10), f"worker(s) {workers} outlived their parent"
-        with open(tmp_path / "second.log", "w") as log:
-            second = _serve(trained[2], port, log)
-        try:
-            process.wait_ready(second, base)  # the same port: nothing holds it any more
-        finally:
-            process.stop(second)
+        with _serving(trained, tmp_path / "first.log") as (first, base):
+            workers = descendants(first.pid)
+            assert workers
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+            assert _gone(workers, 10), f"worker(s) {workers} outlived their parent"
+            port = int(base.rsplit(":", 1)[1])
+            # The same port: nothing holds it any more, so this one gets ready.
+            with _serving(trained, tmp_path / "second.log", port=port):
+                pass
     finally:
-        for pid in descendants(first.pid):
+        for pid in filter(_alive, workers):  # an orphan is no longer first's descendant
             os.kill(pid, signal.SIGKILL)
-        if first.poll() is None:
-            process.stop(first)
 
 
 def test_a_killed_worker_is_replaced_and_serves_again(trained, tmp_path, test_digits):
-    port = process.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "serve.log", "w") as log:
-        proc = _serve(trained[2], port, log)
-    try:
-        process.wait_ready(proc, base)
+    with _serving(trained, tmp_path / "serve.log") as (proc, base):
         (worker,) = [p for p in descendants(proc.pid) if "worker" in _cmdline(p)]
         os.kill(worker, signal.SIGKILL)
         t0 = time.monotonic()
@@ -96,17 +88,10 @@ def test_a_killed_worker_is_replaced_and_serves_again(trained, tmp_path, test_di
         else:
             pytest.fail("no worker answered within 30 s of the kill")
         assert worker not in descendants(proc.pid)
-    finally:
-        process.stop(proc)
 
 
 def test_sigterm_lets_an_in_flight_request_finish(trained, tmp_path, test_digits):
-    port = process.free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "serve.log", "w") as log:
-        proc = _serve(trained[2], port, log)
-    try:
-        process.wait_ready(proc, base)
+    with _serving(trained, tmp_path / "serve.log") as (proc, base):
         results: dict[str, object] = {}
         body, ctype = multipart("images", [encode_png(d) for d in test_digits[0][:64]])
         sent_half = threading.Event()
@@ -133,8 +118,6 @@ def test_sigterm_lets_an_in_flight_request_finish(trained, tmp_path, test_digits
         assert resp is not None and resp.status_code == 200, resp
         assert len(resp.json()["predictions"]) == 64
         proc.wait(30)
-    finally:
-        process.stop(proc)
 
 
 def _cmdline(pid: int) -> str:

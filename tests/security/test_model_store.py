@@ -10,11 +10,10 @@ exit 1 and one line that says what is wrong.
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
-from clients import server_process as process
+from tests.helpers import serve_expecting_refusal
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +24,9 @@ def test_an_unreadable_model_yaml_is_one_line_and_exit_1(trained, tmp_path, dama
     shutil.copytree(trained[2], home, ignore=shutil.ignore_patterns("bentos"))
     for yaml_file in (home / "models" / "mnist_mlp").glob("*/model.yaml"):
         yaml_file.write_text(damage)
-    proc = process.start(process.free_port(), subprocess.PIPE, env={"BENTOML_HOME": str(home)})
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        process.stop(proc)
+    code, out = serve_expecting_refusal({"BENTOML_HOME": str(home)})
     lines = [line for line in out.splitlines() if line.strip()]
-    assert proc.returncode == 1, out
+    assert code == 1, out
     assert len(lines) == 1, out
     assert lines[-1].startswith("mnist service cannot start: model mnist_mlp:"), out
     assert "cannot be read from the model store" in lines[-1]
@@ -39,13 +34,9 @@ def test_an_unreadable_model_yaml_is_one_line_and_exit_1(trained, tmp_path, dama
 
 
 def test_a_bad_setting_is_one_line_and_exit_1(trained):
-    proc = process.start(process.free_port(), subprocess.PIPE,
-                         env={"BENTOML_HOME": str(trained[2]), "MNIST_MAX_PIXELS": "lots"})
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        process.stop(proc)
+    code, out = serve_expecting_refusal({"BENTOML_HOME": str(trained[2]),
+                                         "MNIST_MAX_PIXELS": "lots"})
     lines = [line for line in out.splitlines() if line.strip()]
-    assert proc.returncode == 1, out
+    assert code == 1, out
     assert lines == ["mnist service cannot start: MNIST_MAX_PIXELS must be an integer, "
                      "got 'lots'"], out

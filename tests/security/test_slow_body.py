@@ -22,16 +22,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def impatient_server(trained, tmp_path_factory):
-    port = process.free_port()
     log_path = tmp_path_factory.mktemp("slow-body") / "server.log"
-    with open(log_path, "w") as log:
-        proc = process.start(port, log, env={"BENTOML_HOME": str(trained[2]),
-                                              "MNIST_BODY_TIMEOUT_S": "1"})
-    try:
-        process.wait_ready(proc, f"http://127.0.0.1:{port}")
-        yield port
-    finally:
-        process.stop(proc)
+    env = {"BENTOML_HOME": str(trained[2]), "MNIST_BODY_TIMEOUT_S": "1"}
+    with open(log_path, "w") as log, process.serving(log, env) as (_, base):
+        yield int(base.rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("path, ctype", [

@@ -14,12 +14,9 @@ import pytest
 from clients import server_process as process
 from clients.uploads import png
 from service.engine import Engine
+from tests.helpers import serve_expecting_refusal
 
 pytestmark = pytest.mark.slow
-
-
-def _serve(home: Path, port: int, log=subprocess.PIPE) -> subprocess.Popen:
-    return process.start(port, log, env={"BENTOML_HOME": str(home)})
 
 
 def test_served_png_digits_match_the_model_offline(server, trained, test_digits):
@@ -42,16 +39,6 @@ def test_prometheus_metrics_count_predictions(server):
     assert b'endpoint="/predict"' in body
 
 
-def _wait_exit(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.stop(proc)
-        out = proc.stdout.read() if proc.stdout else ""
-        pytest.fail("server kept running with a bad model:\n" + out)
-    return proc.returncode, out
-
-
 def _store_copy(trained, tmp_path) -> tuple[Path, Path]:
     home = tmp_path / "bentoml"
     shutil.copytree(trained[2], home)
@@ -64,7 +51,7 @@ def test_refuses_to_start_on_corrupt_model(trained, tmp_path):
     data = bytearray(onnx_file.read_bytes())
     data[-64] ^= 0xFF
     onnx_file.write_bytes(bytes(data))
-    code, out = _wait_exit(_serve(home, process.free_port()))
+    code, out = serve_expecting_refusal({"BENTOML_HOME": str(home)})
     assert code != 0
     assert out.strip().splitlines()[-1].startswith("mnist service cannot start: model file")
     assert "is corrupt: SHA-256" in out
@@ -90,13 +77,13 @@ def test_refuses_to_start_on_contract_mismatch(trained, tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(home)}
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "bad.onnx")], env=env,
                    check=True, capture_output=True)
-    code, out = _wait_exit(_serve(home, process.free_port()))
+    code, out = serve_expecting_refusal({"BENTOML_HOME": str(home)})
     assert code != 0
     assert "breaks the contract: input is named 'image', expected 'pixels'" in \
         out.strip().splitlines()[-1]
 
 
 def test_refuses_to_start_without_model(tmp_path):
-    code, out = _wait_exit(_serve(tmp_path / "empty", process.free_port()))
+    code, out = serve_expecting_refusal({"BENTOML_HOME": str(tmp_path / "empty")})
     assert code != 0
     assert "mnist_mlp:latest" in out.strip().splitlines()[-1]
