@@ -32,6 +32,7 @@ from service.engine import Engine, ModelLoadError
 from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent
+from service.metrics import RequestMetrics, metrics_route
 from service.preprocess import declared_pixels, open_images, over_background, to_model_batch
 from service.safe_responses import SafeResponses
 from service.schemas import (
@@ -157,12 +158,17 @@ API_PATHS = [*PREDICT_PATHS, "/model"]
     traffic={"timeout": SETTINGS.timeout_s},
     http={"cors": {"enabled": False}},
     logging={"access": {"enabled": SETTINGS.access_log}},
+    # BentoML's metrics label requests by raw path (a new series per unknown URL):
+    # service/metrics.py records the same series with a bounded label set instead.
+    metrics={"enabled": False},
     # BentoML wraps every request in OpenTelemetry spans even when none is sampled
     # (its default sample rate is 0): ~15 % of a /predict. Excluded unless asked for.
     tracing={} if SETTINGS.tracing else {"excluded_urls": API_PATHS},
 )
-# PassiveMount: this app only claims GET /model, so mounting at "/" shadows nothing.
-@bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"])]), path="/")
+# PassiveMount: this app only claims its own routes, so mounting at "/" shadows nothing.
+@bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"]),
+                                    Route("/metrics", metrics_route, methods=["GET"])]),
+                  path="/")
 class MNISTService:
     model = StoreModel(SETTINGS.model_tag)
 
@@ -240,6 +246,9 @@ class MNISTService:
         return self._predictions(pixels)[0]
 
 
+# Added first, so outermost: metrics see the final status of every route.
+MNISTService.add_asgi_middleware(RequestMetrics,  # type: ignore[attr-defined]
+                                 extra_routes=("/model", "/metrics"))
 # Security headers and JSON 404/405 bodies on every route, BentoML's own included.
 MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
                                  no_store=PREDICT_PATHS)

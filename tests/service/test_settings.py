@@ -35,13 +35,16 @@ def test_bad_values_are_refused_with_the_variable_named(monkeypatch, name, value
         load_settings()
 
 
-def test_service_skips_tracing_and_access_log_by_default_but_keeps_metrics():
+def test_service_skips_tracing_and_access_log_by_default_and_keeps_its_own_metrics():
+    from service.metrics import RequestMetrics
     from service.service import API_PATHS, MNISTService
 
     cfg = MNISTService.config
     assert cfg["tracing"]["excluded_urls"] == API_PATHS
     assert cfg["logging"]["access"]["enabled"] is False
-    assert cfg.get("metrics", {}).get("enabled", True) is True
+    # BentoML's metrics middleware is replaced by ours (bounded labels), not dropped.
+    assert cfg["metrics"]["enabled"] is False
+    assert RequestMetrics in [cls for cls, _ in MNISTService.middlewares]
 
 
 def test_the_readme_table_is_generated_from_the_settings():

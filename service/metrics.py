@@ -1,0 +1,129 @@
+"""Request metrics whose label set clients cannot grow, and the /metrics route.
+
+    curl -s http://127.0.0.1:3000/metrics | grep request_total
+
+BentoML's own metrics middleware labels each request with its raw path and sits outside
+every middleware a service can add: each unique unknown path made new series (~257 MB of
+server memory per 10,000 paths) and a `%00` put a NUL byte into the exposition. So the
+service turns BentoML's off (`metrics={"enabled": False}`) and records the same series
+here, with the same names and labels (dashboards keep working), but with `endpoint` one
+of the app's own routes or "<unmatched>".
+
+The workers of `bentoml serve` share one Prometheus multiprocess directory (BentoML sets
+PROMETHEUS_MULTIPROC_DIR before it starts them); /metrics sums it, as BentoML's did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import cache
+from typing import Any
+
+import anyio
+import bentoml
+import prometheus_client as prom
+from prometheus_client import multiprocess
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+UNMATCHED = "<unmatched>"
+NAMESPACE = "bentoml_service"  # BentoML's own, so its dashboards read ours
+LABELS = ("endpoint", "service_name", "service_version", "http_response_code", "runner_name")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+           30.0, 60.0, float("inf"))
+
+
+@cache
+def _series() -> tuple[prom.Counter, prom.Histogram, prom.Gauge]:
+    """Created on first use, in the worker: once per process (Prometheus refuses twice)."""
+    return (
+        prom.Counter("request_total", "Total number of HTTP requests", LABELS,
+                     namespace=NAMESPACE),
+        prom.Histogram("request_duration_seconds", "HTTP request duration in seconds",
+                       LABELS, namespace=NAMESPACE, buckets=BUCKETS),
+        prom.Gauge("request_in_progress", "HTTP requests in progress now",
+                   LABELS[:3] + LABELS[4:], namespace=NAMESPACE,
+                   multiprocess_mode="livesum"),
+    )
+
+
+def route_names(app: Any, extra: tuple[str, ...] = ()) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(exact paths, mount prefixes) of a Starlette app's routes, plus `extra` paths."""
+    exact, prefixes = set(extra), []
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, Route) and "{" not in route.path:
+            exact.add(route.path)
+        elif isinstance(route, Mount) and route.path:  # not the catch-all root mount
+            prefixes.append(route.path)
+    return frozenset(exact), tuple(prefixes)
+
+
+class RequestMetrics:
+    """ASGI middleware: counts, times and gauges every request but /metrics itself."""
+
+    def __init__(self, app: ASGIApp, extra_routes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.extra_routes = extra_routes
+        self._routes: tuple[frozenset[str], tuple[str, ...]] | None = None
+
+    def label(self, scope: Message) -> str:
+        if self._routes is None:  # the routes are known once the app exists
+            self._routes = route_names(scope.get("app"), self.extra_routes)
+        exact, prefixes = self._routes
+        path = scope["path"]
+        if path in exact:
+            return path
+        return next((p for p in prefixes if path.startswith(p + "/")), UNMATCHED)
+
+    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            await self.app(scope, receive, send)
+            return
+        total, duration, in_progress = _series()
+        ctx = bentoml.server_context
+        service = ctx.service_name or "mnist"
+        bento, version = ctx.bento_name or service, ctx.bento_version or "not available"
+        endpoint = self.label(scope)
+        start, status = time.perf_counter(), 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with in_progress.labels(endpoint, bento, version, service).track_inprogress():
+            try:
+                await self.app(scope, receive, counting_send)
+            except asyncio.CancelledError:
+                status = status or 499  # the server gave up on a gone client: not a 5xx
+                raise
+            finally:
+                # 0: nothing was sent, the app raised: the server answers 500 for it.
+                labels = (endpoint, bento, version, str(status or 500), service)
+                total.labels(*labels).inc()
+                duration.labels(*labels).observe(time.perf_counter() - start)
+
+
+def exposition() -> bytes:
+    """Every worker's series, summed (multiprocess), or this process's alone."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = prom.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return prom.generate_latest(registry)
+    return prom.generate_latest()
+
+
+async def metrics_route(_: Request) -> Response:
+    # Reading the multiprocess files is blocking I/O: off the event loop.
+    body = await anyio.to_thread.run_sync(exposition)
+    return Response(body, media_type=prom.CONTENT_TYPE_LATEST)
