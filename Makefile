@@ -27,7 +27,7 @@ LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e test lint ci-train clean
+	compose-e2e test lint lock audit ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -69,7 +69,7 @@ compose-up:  ## containers: train, then serve on :3000 (MNIST_DATA=folder of IDX
 
 compose-loadtest:  ## containers: Locust against the api, report in ./reports
 	@mkdir -p reports && chmod a+rwx reports
-	$(COMPOSE) --profile loadtest run --rm locust
+	$(COMPOSE) --profile loadtest run --rm --no-deps locust
 
 compose-down:  ## containers: stop and remove (keeps the model volume)
 	$(COMPOSE) --profile loadtest down
@@ -92,6 +92,30 @@ test: setup  ## the test suite
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check core training service clients tests load_tests benchmarks
 	$(BIN)/mypy core training service clients load_tests benchmarks
+
+# uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
+# is configured with, if any. Training resolves within the service's pins (parity is
+# checked with the runtime that serves). torch is left out of the training lock: its
+# wheel comes from a variant index (CPU or CUDA) chosen at build time, pinned by version.
+UV_COMPILE = SSL_CERT_FILE=$${PIP_CERT:-$${SSL_CERT_FILE:-}} $(BIN)/uv pip compile --quiet \
+	--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock"
+
+lock: setup  ## re-pin every image's dependencies with hashes (*/requirements*.lock)
+	$(UV_COMPILE) service/requirements.txt -o service/requirements.lock
+	$(UV_COMPILE) service/requirements-gpu.txt -o service/requirements-gpu.lock
+	$(UV_COMPILE) load_tests/requirements.txt -o load_tests/requirements.lock
+	echo "torch==2.13.0+cpu" > $(VENV)/torch-cpu.txt
+	$(UV_COMPILE) pyproject.toml --extra train --find-links docker/wheels \
+	  --constraint service/requirements.txt --override $(VENV)/torch-cpu.txt \
+	  --no-emit-package torch -o training/requirements.lock
+
+LOCKS = service/requirements.lock service/requirements-gpu.lock load_tests/requirements.lock \
+	training/requirements.lock
+
+audit: setup  ## pip-audit every image's lock: fails on a known vulnerability, or on a package it could not check
+	@for lock in $(LOCKS); do echo "== $$lock"; \
+	  $(BIN)/pip-audit --strict --disable-pip --require-hashes -r $$lock || exit 1; done
 
 ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.5%)
 	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \

@@ -96,6 +96,20 @@ async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.n
     return np.asarray(req.pixels, dtype=np.float32)[None]
 
 
+class _FilePartsParser(MultiPartParser):
+    """RFC 7578 (4.2) asks a file part for a filename with a SHOULD, not a MUST: a part
+    with an image Content-Type and no filename is a file too. Starlette would decode it
+    as a text field, losing its bytes; a filename-less text part stays text."""
+
+    def on_headers_finished(self) -> None:
+        part = self._current_part
+        ctype = dict(part.item_headers).get(b"content-type", b"").lower()
+        if part.content_disposition is not None and ctype.startswith(b"image/") \
+                and b"filename" not in part.content_disposition:
+            part.content_disposition += b'; filename=""'
+        super().on_headers_finished()
+
+
 async def read_files(request: Request, field: str, limit: int, max_files: int,
                      timeout: float = 10) -> list[bytes]:
     """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
@@ -104,7 +118,7 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
         raise InputError(415, f"expected multipart/form-data with a file field {field!r}, "
                               f"got {mt or 'no content type'}")
     _check_declared_length(request, limit)
-    parser = MultiPartParser(request.headers, _limited(request, limit),
+    parser = _FilePartsParser(request.headers, _limited(request, limit),
                              max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
     # Files stay in memory (the body limit bounds them) instead of spilling over 1 MiB
     # to /tmp: a read-only container's small tmpfs would fill, and an OSError is a 500.

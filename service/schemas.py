@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +46,32 @@ class Prediction(BaseModel):
 
 class BatchPrediction(BaseModel):
     predictions: list[Prediction]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body of the service."""
+
+    error: str = Field(description="what was wrong, in one line")
+
+
+class Limits(BaseModel):
+    max_body_bytes: int
+    max_pixels: int
+    max_batch: int
+
+
+class ModelInfo(BaseModel):
+    """What GET /model answers: the served model, where it runs, and the limits."""
+
+    tag: str
+    test_accuracy: float | None
+    dataset: dict[str, Any] | None = Field(description="what it was trained on")
+    sha256: str | None = Field(description="of the ONNX file, checked at start")
+    provider: str = Field(description="the onnxruntime execution provider in use")
+    requested_providers: list[str]
+    cuda_fell_back_to_cpu: bool
+    contract: dict[str, Any] = Field(description="the model's input and output contract")
+    limits: Limits
 
 
 def predictions_from(probs: np.ndarray) -> list[Prediction]:

@@ -33,12 +33,14 @@ from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent
 from service.metrics import RequestMetrics, metrics_route
+from service.openapi import complete
 from service.preprocess import declared_pixels, open_images, over_background, to_model_batch
 from service.safe_responses import SafeResponses
 from service.schemas import (
     BatchPrediction,
     ImageForm,
     ImagesForm,
+    ModelInfo,
     PixelsRequest,
     Prediction,
     predictions_from,
@@ -145,7 +147,17 @@ def _without_location(dataset: Any) -> Any:
 
 
 async def model_route(request: Request) -> JSONResponse:
-    return JSONResponse(bentoml.get_current_service().model_info())
+    return JSONResponse(bentoml.get_current_service().model_info().model_dump())
+
+
+async def docs_route(request: Request) -> JSONResponse:
+    """Claims /docs.json before BentoML's route does (mounted apps come first)."""
+    svc = bentoml.get_current_service()
+    return JSONResponse(complete(
+        MNISTService.openapi_spec.asdict(),  # type: ignore[attr-defined]
+        predict_paths=PREDICT_PATHS,
+        max_batch=svc.settings.max_batch, title="MNIST digit classifier",
+        version=str(svc.stored.tag.version)))
 
 
 PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
@@ -167,7 +179,8 @@ API_PATHS = [*PREDICT_PATHS, "/model"]
 )
 # PassiveMount: this app only claims its own routes, so mounting at "/" shadows nothing.
 @bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"]),
-                                    Route("/metrics", metrics_route, methods=["GET"])]),
+                                    Route("/metrics", metrics_route, methods=["GET"]),
+                                    Route("/docs.json", docs_route, methods=["GET"])]),
                   path="/")
 class MNISTService:
     model = StoreModel(SETTINGS.model_tag)
@@ -190,10 +203,10 @@ class MNISTService:
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelInfo:
         """What GET /model answers: the served model, its provider and the limits."""
         meta = self.stored.info.metadata
-        return {
+        return ModelInfo.model_validate({
             "tag": str(self.stored.tag),
             "test_accuracy": meta.get("test_accuracy"),
             # Not where the data lay on the machine that trained the model.
@@ -206,7 +219,7 @@ class MNISTService:
             "limits": {"max_body_bytes": self.settings.max_body_bytes,
                        "max_pixels": self.settings.max_pixels,
                        "max_batch": self.settings.max_batch},
-        }
+        })
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings

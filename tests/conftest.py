@@ -83,6 +83,25 @@ def client(asgi_app):
         yield c
 
 
+@pytest.fixture(scope="module")
+def metrics_server(trained, tmp_path_factory):
+    """A server for tests that read /metrics: with a store of its own, because every
+    `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir when it starts, and
+    so wipes the metrics of any server running on the same BENTOML_HOME."""
+    import shutil
+
+    from clients.server_process import serving
+
+    root = tmp_path_factory.mktemp("metrics-server")
+    shutil.copytree(trained[2] / "models", root / "home" / "models")
+    with open(root / "server.log", "w") as log:
+        try:
+            with serving(log, env={"BENTOML_HOME": str(root / "home")}) as (_, base):
+                yield base
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}:\n{(root / 'server.log').read_text()}")
+
+
 @pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""

@@ -32,14 +32,15 @@ def _request(url: str, method: str = "GET") -> int:
         return e.code
 
 
-def _endpoints(server: str) -> set[bytes]:
-    status, body = process.http_get(server + "/metrics")
+def _endpoints(base: str) -> set[bytes]:
+    status, body = process.http_get(base + "/metrics")
     assert status == 200
     assert b"\x00" not in body
     return set(ENDPOINT.findall(body))
 
 
-def test_unknown_paths_share_one_label_and_never_reach_the_exposition(server):
+def test_unknown_paths_share_one_label_and_never_reach_the_exposition(metrics_server):
+    server = metrics_server
     tokens = [secrets.token_hex(6) for _ in range(40)]
     for i, token in enumerate(tokens):
         path = f"/probe-{token}" + ("%00x" if i % 4 == 0 else "")
@@ -52,7 +53,8 @@ def test_unknown_paths_share_one_label_and_never_reach_the_exposition(server):
     assert b"/predict" in endpoints
 
 
-def test_the_label_set_does_not_grow_with_more_unknown_paths(server):
+def test_the_label_set_does_not_grow_with_more_unknown_paths(metrics_server):
+    server = metrics_server
     before = _endpoints(server)
     for _ in range(30):
         _request(server + f"/x/{secrets.token_hex(8)}")

@@ -1,0 +1,9 @@
+# The deployable unit: the service image with one verified model in its store.
+#   built by deploy/swarm/swarm.sh (image), from a context holding store/models/<name>/<version>
+ARG API_BASE=mnist-api:cpu
+FROM ${API_BASE}
+ARG MODEL_TAG
+COPY --chown=mnist:mnist store/ /models/
+# This image serves exactly the model it was built with, never "latest" of a volume.
+ENV MNIST_MODEL_TAG=${MODEL_TAG}
+LABEL org.opencontainers.image.title="mnist api" ai.mnist.model="${MODEL_TAG}"

@@ -1,0 +1,91 @@
+"""The OpenAPI document at /docs.json: BentoML's, completed until it describes the API.
+
+    curl -s http://127.0.0.1:3000/docs.json | python -m json.tool | less
+    schemathesis run http://127.0.0.1:3000/docs.json --checks all   # see test_openapi.py
+
+BentoML documents each endpoint from its input and output models, but not what lies
+outside them: the errors our endpoints answer (408/413/415/422/503, all {"error": ...}),
+that the bodies are required, which media types a file part may have, how many files a
+batch takes, and GET /model. A fuzzer reads the document to generate requests and to
+judge the answers, so everything it says must be true and everything we do must be in it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.schemas import ErrorBody, ModelInfo
+
+IMAGE_TYPES = "image/png, image/jpeg"
+
+_ERRORS = {
+    "400": "Malformed request: not multipart or JSON, a missing or repeated field",
+    "408": "The body did not arrive within the body timeout",
+    "413": "Body, image or batch over a limit (see GET /model `limits`)",
+    "415": "A file that is not a PNG or JPEG image, or a body of another media type",
+    "422": "Valid syntax but no digit to read: a blank image, or pixels out of range",
+    "503": "Too many large images are being decoded: retry after `Retry-After` seconds",
+}
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    if retry:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                               "description": "seconds"}}
+    return response
+
+
+def _complete_operation(op: dict[str, Any], *, max_batch: int) -> None:
+    body = op["requestBody"]
+    body["required"] = True
+    decodes = "multipart/form-data" in body["content"]  # only images take decode slots
+    op["responses"] = {
+        "200": op["responses"]["200"],
+        **{code: _error(text, retry=code == "503") for code, text in _ERRORS.items()
+           if decodes or code != "503"},
+        "500": op["responses"]["500"],
+    }
+    if decodes:
+        form = body["content"]["multipart/form-data"]
+        field = next(iter(form["schema"]["properties"]))
+        prop = form["schema"]["properties"][field]
+        if prop.get("type") == "array":  # a batch: 1..max_batch files
+            prop.update(minItems=1, maxItems=max_batch)
+        form["encoding"] = {field: {"contentType": IMAGE_TYPES}}
+
+
+def _model_path() -> dict[str, Any]:
+    return {"get": {
+        "tags": ["Service APIs"],
+        "summary": "The served model: tag, accuracy, provider, input contract and limits",
+        "operationId": "mnist__model",
+        "responses": {"200": {"description": "Successful Response", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}}}},
+    }}
+
+
+def _schemas() -> dict[str, Any]:
+    """Our components; pydantic's nested definitions are lifted to the top level."""
+    out: dict[str, Any] = {}
+    for model in (ErrorBody, ModelInfo):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def complete(spec: dict[str, Any], *, predict_paths: tuple[str, ...], max_batch: int,
+             title: str, version: str) -> dict[str, Any]:
+    """A completed copy of BentoML's `spec` (a dict, as BentoML serves it)."""
+    doc = json.loads(json.dumps(spec))  # a deep copy, with the status codes as strings
+    doc["info"] = {"title": title, "version": version, "description": (
+        "Classify handwritten digits (MNIST). Every error is a JSON `{\"error\": ...}` "
+        "with a 4xx status that says whose fault it was; limits are in `GET /model`.")}
+    for path in predict_paths:
+        _complete_operation(doc["paths"][path]["post"], max_batch=max_batch)
+    doc["paths"]["/model"] = _model_path()
+    doc.setdefault("components", {}).setdefault("schemas", {}).update(_schemas())
+    return doc
