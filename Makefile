@@ -21,13 +21,14 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 ATTACK_ARGS ?=
 SOAK_ARGS ?=
+SWARM_E2E_ARGS ?=
 
 HOST ?= http://127.0.0.1:$(PORT)
 LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e test lint lock audit ci-train clean
+	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test lint lock audit ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -86,12 +87,28 @@ soak: setup  ## 3 min, 16 users, mixed endpoints, every answer checked, memory s
 compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
 	bash docker/e2e.sh
 
+API_REPLICAS ?= 2
+SWARM_PORT ?= 8080
+export API_REPLICAS SWARM_PORT
+
+swarm-up: setup  ## Swarm: deploy stack mnist (API_REPLICAS api + proxy on :SWARM_PORT); trains if no model
+	bash deploy/swarm/swarm.sh up
+
+swarm-rollout: setup  ## Swarm: train a new model version (TRAIN_ARGS) and roll it out; exit 1 if rolled back
+	TRAIN_ARGS="$(TRAIN_ARGS)" bash deploy/swarm/swarm.sh rollout
+
+swarm-down:  ## Swarm: remove the stack (and the swarm, only if swarm-up created it)
+	bash deploy/swarm/swarm.sh down
+
+swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Locust; PASS/FAIL
+	$(BIN)/python deploy/swarm/e2e.py $(SWARM_E2E_ARGS)
+
 test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check core training service clients tests load_tests benchmarks
-	$(BIN)/mypy core training service clients load_tests benchmarks
+	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy
+	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is

@@ -4,6 +4,10 @@ ARG API_BASE=mnist-api:cpu
 FROM ${API_BASE}
 ARG MODEL_TAG
 COPY --chown=mnist:mnist store/ /models/
+# The folders BentoML creates in its home at start: the root filesystem is read-only then.
+USER root
+RUN mkdir -p /models/bentos /models/envs /models/tmp && chown -R mnist:mnist /models
+USER mnist
 # This image serves exactly the model it was built with, never "latest" of a volume.
 ENV MNIST_MODEL_TAG=${MODEL_TAG}
 LABEL org.opencontainers.image.title="mnist api" ai.mnist.model="${MODEL_TAG}"

@@ -1,0 +1,285 @@
+"""The Swarm deployment proven under load: rollout, rollback, kill, scaling, drain, limits.
+
+    make swarm-e2e                       # or: .venv/bin/python deploy/swarm/e2e.py --keep
+
+Locust (the project's load test: every answer checked) runs through the proxy on the
+host while the stack is changed. Prints each figure and a final PASS/FAIL line, and
+writes them to reports/swarm_e2e.json. Load generator, proxy and replicas share this
+machine's cores: throughput figures compare layouts, they are not capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SWARM = ["bash", str(ROOT / "deploy/swarm/swarm.sh")]
+API = "mnist_api"
+
+
+def sh(*cmd: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    if check and run.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {run.returncode}:\n{run.stderr[-3000:]}")
+    return run.stdout.strip()
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+class Load:
+    """Locust through the proxy, in the background, until stop(); then its figures."""
+
+    def __init__(self, base: str, users: int, out: Path, name: str) -> None:
+        self.prefix = out / name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "--config", "load_tests/locust.conf",
+             "--host", base, "--users", str(users), "--spawn-rate", str(users),
+             "--run-time", "30m", "--csv", str(self.prefix), "--only-summary",
+             # Judged here, from the CSV: no SLO gate of the load test's own.
+             "--slo-p99-ms", "1e9", "--slo-max-fail-ratio", "1", "--slo-min-accuracy", "0"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(6)  # payloads built, users spawned
+
+    def stop(self) -> dict:
+        self.proc.send_signal(signal.SIGTERM)  # Locust quits cleanly and writes its CSV
+        self.proc.wait(60)
+        with open(f"{self.prefix}_stats.csv") as f:
+            total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+        failures = []
+        if Path(f"{self.prefix}_failures.csv").exists():
+            with open(f"{self.prefix}_failures.csv") as f:
+                failures = [f"{r['Occurrences']} x {r['Error'][:120]}" for r in csv.DictReader(f)]
+        return {"requests": int(total["Request Count"]), "failed": int(total["Failure Count"]),
+                "rps": round(float(total["Requests/s"]), 1), "p50_ms": float(total["50%"]),
+                "p99_ms": float(total["99%"]), "failures": failures}
+
+
+def running_tasks() -> list[dict]:
+    out = sh("docker", "service", "ps", API, "--filter", "desired-state=running",
+             "--format", "{{json .}}")
+    return [t for t in map(json.loads, out.splitlines()) if t["CurrentState"].startswith("Running")]
+
+
+def wait_replicas(n: int, timeout: float = 180) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if len(running_tasks()) == n:
+            return time.monotonic() - t0
+        time.sleep(0.25)
+    raise RuntimeError(f"{API} did not get back to {n} running replicas in {timeout:g} s")
+
+
+def api_containers() -> list[str]:
+    return sh("docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={API}"
+              ).split()
+
+
+def bad_image(version: str) -> str:
+    """The image of `version` with one byte of its ONNX file flipped: a corrupt model."""
+    home = Path(os.environ.get("BENTOML_HOME", ROOT / "bentoml_home"))
+    with tempfile.TemporaryDirectory() as ctx:
+        dst = Path(ctx) / "store/models/mnist_mlp"
+        shutil.copytree(home / "models/mnist_mlp" / version, dst / version)
+        (dst / "latest").write_text(version)
+        onnx = dst / version / "model.onnx"
+        data = bytearray(onnx.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        onnx.write_bytes(bytes(data))
+        tag = f"mnist-api-model:corrupt-{version}"
+        sh("docker", "build", "-q", "-f", str(ROOT / "deploy/swarm/model.Dockerfile"),
+           "--build-arg", f"MODEL_TAG=mnist_mlp:{version}", "-t", tag, ctx)
+    return tag
+
+
+def _stamp(line: str) -> float:
+    """The time of a `docker service logs --timestamps` line (UTC, ns cut to us)."""
+    from datetime import datetime
+
+    day, clock = line.split()[0].rstrip("Z").split("T")
+    clock = clock[:15]
+    return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC).timestamp()
+
+
+def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
+    """From the proxy's log: when the stopped replica's server slot left the pool, and
+    when the last request was sent to it, in seconds after the stop command."""
+    lines = sh("docker", "service", "logs", "--raw", "--timestamps", "--since",
+               str(int(t_stop - 60)), "mnist_proxy").splitlines()
+    slot = None
+    for line in lines:  # the slot the resolver last gave one of the replica's addresses
+        for ip in ips:
+            if f"to {ip} by" in line:
+                slot = line.split()[1] if line.split()[1].startswith("api/") else \
+                    next(w for w in line.split() if w.startswith("api/"))
+    down = [_stamp(ln) for ln in lines if slot and f"Server {slot} is going DOWN" in ln
+            and t_stop - 1 <= _stamp(ln)]
+    sent = [_stamp(ln) for ln in lines if slot and f" {slot} " in ln and '"POST' in ln
+            and t_stop - 60 <= _stamp(ln) <= t_exit + 5]
+    return {"proxy_slot": slot,
+            "out_of_proxy_after_s": round(min(down) - t_stop, 1) if down else None,
+            "last_request_sent_after_s": round(max(sent) - t_stop, 1) if sent else None}
+
+
+def header_limits(port: int) -> dict:
+    """Through the proxy: a 20 KiB header, and headers that stop arriving."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20480 + b"\r\n\r\n")
+        big = s.recv(200).split(b"\r\n")[0].decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")  # ...and nothing more
+        slow = s.recv(200).split(b"\r\n")[0].decode()
+        slow_s = time.monotonic() - t0
+    return {"header_20kib": big, "silent_headers": slow, "silent_headers_closed_after_s":
+            round(slow_s, 1)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--users", type=int, default=8, help="Locust users (default: 8)")
+    p.add_argument("--train-args", default="--epochs 4 --min-accuracy 0.95",
+                   help="training of the new model versions (default: %(default)s)")
+    p.add_argument("--keep", action="store_true", help="leave the stack up at the end")
+    p.add_argument("--json", default="reports/swarm_e2e.json", help="(default: %(default)s)")
+    args = p.parse_args()
+    port = int(os.environ.get("SWARM_PORT", "8080"))
+    base = f"http://127.0.0.1:{port}"
+    out = Path(tempfile.mkdtemp(prefix="swarm-e2e-"))
+    fig: dict = {"users": args.users, "machine": f"{os.cpu_count()} cores, load generator "
+                 "on the same machine"}
+    checks: dict[str, bool] = {}
+    env = {"API_REPLICAS": "2", "TRAIN_ARGS": args.train_args}
+    try:
+        print("== up", flush=True)
+        t0 = time.monotonic()
+        sh(*SWARM, "up", env=env)
+        fig["up_s"] = round(time.monotonic() - t0, 1)
+        old = get(base + "/model")["tag"]
+
+        print("== a new model version, and its image", flush=True)
+        new_image = sh(*SWARM, "image", env=env).splitlines()[-1]
+        new = "mnist_mlp:" + new_image.split(":")[1]
+
+        print(f"== 1. rolling update {old} -> {new} under load", flush=True)
+        load = Load(base, args.users, out, "rollout")
+        t0 = time.monotonic()
+        code = subprocess.run([*SWARM, "update", new_image], cwd=ROOT).returncode
+        fig["rollout_s"] = round(time.monotonic() - t0, 1)
+        time.sleep(3)
+        fig["rollout"] = load.stop()
+        images = {t["Image"] for t in running_tasks()}
+        served = {get(base + "/model")["tag"] for _ in range(10)}
+        checks["1 rollout: converged, 0 failed, all replicas new"] = (
+            code == 0 and fig["rollout"]["failed"] == 0 and images == {new_image}
+            and served == {new})
+
+        print("== 2. a corrupt model rolled out under load", flush=True)
+        bad = bad_image(new.split(":")[1])
+        load = Load(base, args.users, out, "rollback")
+        t0 = time.monotonic()
+        code = subprocess.run([*SWARM, "update", bad], cwd=ROOT).returncode
+        fig["rollback_s"] = round(time.monotonic() - t0, 1)
+        time.sleep(3)
+        fig["rollback"] = load.stop()
+        state = sh("docker", "service", "inspect", API, "--format", "{{.UpdateStatus.State}}")
+        fig["rollback"]["update_state"] = state
+        checks["2 bad model: rolled back, 0 failed, old version serves"] = (
+            code != 0 and state == "rollback_completed" and fig["rollback"]["failed"] == 0
+            and {t["Image"] for t in running_tasks()} == {new_image}
+            and get(base + "/model")["tag"] == new)
+
+        print("== 3. docker kill of one replica under load", flush=True)
+        load = Load(base, args.users, out, "kill")
+        victim = api_containers()[0]
+        sh("docker", "kill", victim)
+        time.sleep(1)
+        fig["kill_restored_s"] = round(1 + wait_replicas(2), 1)
+        time.sleep(5)
+        fig["kill"] = load.stop()
+        ratio = fig["kill"]["failed"] / max(fig["kill"]["requests"], 1)
+        checks["3 kill: replicas restored, failed <= 0.1 %"] = ratio <= 0.001
+
+        print("== 5. SIGTERM drain: scale 2 -> 1 under load", flush=True)
+        load = Load(base, args.users, out, "drain")
+        # `docker wait` returns when a container exits, with its exit code.
+        waits = {c: subprocess.Popen(["docker", "wait", c], stdout=subprocess.PIPE, text=True)
+                 for c in api_containers()}
+        ips = {c: sh("docker", "inspect", "-f",
+                     "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", c).split()
+               for c in waits}
+        t_stop = time.time()
+        sh("docker", "service", "scale", "--detach=false", f"{API}=1")
+        exits: list[tuple[str, float]] = []
+        while not exits and time.time() - t_stop < 60:
+            exits = [(c, time.time()) for c, w in waits.items() if w.poll() is not None]
+            time.sleep(0.05)
+        time.sleep(3)
+        fig["drain"] = load.stop()
+        for w in waits.values():
+            w.kill()
+        drained = [{"exit_code": int(waits[c].communicate()[0] or -1),
+                    "exit_after_s": round(t - t_stop, 1),
+                    **proxy_view(ips[c], t_stop, t)} for c, t in exits]
+        fig["drain"]["stopped_replica"] = drained
+        checks["5 drain: 0 failed, exit 0, out of the proxy before it exited"] = (
+            fig["drain"]["failed"] == 0 and len(drained) == 1 and drained[0]["exit_code"] == 0
+            and drained[0]["out_of_proxy_after_s"] is not None
+            and drained[0]["out_of_proxy_after_s"] < drained[0]["exit_after_s"]
+            and drained[0]["last_request_sent_after_s"] < drained[0]["exit_after_s"])
+
+        print("== 4. throughput: 1 replica, 2 replicas, 1 replica with 2 workers", flush=True)
+        fig["throughput"] = {}
+        for layout, cmd in (
+                ("1 replica x 1 worker", []),
+                ("2 replicas x 1 worker", ["--replicas", "2"]),
+                ("1 replica x 2 workers", ["--replicas", "1", "--env-add", "MNIST_WORKERS=2"])):
+            if cmd:
+                sh("docker", "service", "update", "--detach=false", "--quiet", *cmd, API)
+                wait_replicas(int(cmd[1]))
+            load = Load(base, 16, out, "throughput")
+            time.sleep(20)
+            fig["throughput"][layout] = load.stop()
+        sh("docker", "service", "update", "--detach=false", "--quiet", "--replicas", "2",
+           "--env-rm", "MNIST_WORKERS", API)
+        checks["4 throughput: measured, 0 failed"] = all(
+            r["failed"] == 0 and r["requests"] > 0 for r in fig["throughput"].values())
+
+        print("== limits of the proxy (the hardening issue)", flush=True)
+        fig["proxy_limits"] = header_limits(port)
+        lim = fig["proxy_limits"]
+        checks["headers: 20 KiB refused, silent client cut within 15 s"] = (
+            " 400 " in lim["header_20kib"] + " " and " 408 " in lim["silent_headers"] + " "
+            and lim["silent_headers_closed_after_s"] <= 15)
+    finally:
+        if not args.keep:
+            subprocess.run([*SWARM, "down"], cwd=ROOT)
+    fig["checks"] = checks
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(fig, indent=2))
+    print(json.dumps(fig, indent=2))
+    ok = bool(checks) and all(checks.values())
+    for name, passed in checks.items():
+        print(f"  {'ok  ' if passed else 'FAIL'} {name}")
+    print(f"swarm e2e: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
