@@ -107,7 +107,10 @@ class Engine:
         return self.session.run(names, {input_name: batch})[0]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        z = self.logits(batch)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(batch))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise, shifted by the row maximum so that exp() cannot overflow."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

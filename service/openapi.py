@@ -42,8 +42,11 @@ def _complete_operation(op: dict[str, Any], *, max_batch: int) -> None:
     body = op["requestBody"]
     body["required"] = True
     decodes = "multipart/form-data" in body["content"]  # only images take decode slots
+    ok = op["responses"]["200"]
+    if "image/*" in ok.get("content", {}):  # /preprocess: always a PNG (service.py)
+        ok["content"] = {"image/png": ok["content"].pop("image/*")}
     op["responses"] = {
-        "200": op["responses"]["200"],
+        "200": ok,
         **{code: _error(text, retry=code == "503") for code, text in _ERRORS.items()
            if decodes or code != "503"},
         "500": op["responses"]["500"],

@@ -4,8 +4,9 @@
     curl -F image=@digit.png http://127.0.0.1:3000/predict
 
 Endpoints: POST /predict (multipart `image`), POST /predict_batch (multipart
-`images`, 1-256), POST /predict_pixels (JSON 28x28), GET /model; BentoML adds
-/livez, /readyz, /metrics and the OpenAPI docs. Endpoints handle HTTP and
+`images`, 1-256), POST /predict_pixels (JSON 28x28), POST /preprocess (what the model
+sees, as a PNG); service/routes.py adds the page at /, /docs, GET /model, /metrics
+and the Open Inference Protocol v2; BentoML adds /livez and /readyz. Endpoints handle HTTP and
 delegate: service/http_input.py reads the request (see there why we parse it
 ourselves), service/preprocess.py makes the model input, service/engine.py runs
 it. Every client error is an InputError, rendered as a 4xx {"error": "..."} by
@@ -20,11 +21,8 @@ from typing import Any, ClassVar, NoReturn
 
 import bentoml
 import numpy as np
+from PIL import Image
 from pydantic import BaseModel
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.backpressure import HeavyWork
@@ -32,9 +30,10 @@ from service.engine import Engine, ModelLoadError
 from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent
-from service.metrics import RequestMetrics, metrics_route
+from service.metrics import RequestMetrics, route_names
 from service.openapi import complete
 from service.preprocess import declared_pixels, open_images, over_background, to_model_batch
+from service.routes import OIP_INFER, web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
     BatchPrediction,
@@ -146,22 +145,10 @@ def _without_location(dataset: Any) -> Any:
         if isinstance(dataset, dict) else dataset
 
 
-async def model_route(request: Request) -> JSONResponse:
-    return JSONResponse(bentoml.get_current_service().model_info().model_dump())
-
-
-async def docs_route(request: Request) -> JSONResponse:
-    """Claims /docs.json before BentoML's route does (mounted apps come first)."""
-    svc = bentoml.get_current_service()
-    return JSONResponse(complete(
-        MNISTService.openapi_spec.asdict(),  # type: ignore[attr-defined]
-        predict_paths=PREDICT_PATHS,
-        max_batch=svc.settings.max_batch, title="MNIST digit classifier",
-        version=str(svc.stored.tag.version)))
-
-
-PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
-API_PATHS = [*PREDICT_PATHS, "/model"]
+# The endpoints that read a client's input: documented with every error they answer.
+PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels", "/preprocess")
+API_PATHS = [*PREDICT_PATHS, "/model", OIP_INFER]
+WEB = web_app()  # "/", /docs, /model, /metrics, /docs.json, the OIP v2 routes
 
 
 @bentoml.service(
@@ -177,11 +164,8 @@ API_PATHS = [*PREDICT_PATHS, "/model"]
     # (its default sample rate is 0): ~15 % of a /predict. Excluded unless asked for.
     tracing={} if SETTINGS.tracing else {"excluded_urls": API_PATHS},
 )
-# PassiveMount: this app only claims its own routes, so mounting at "/" shadows nothing.
-@bentoml.asgi_app(Starlette(routes=[Route("/model", model_route, methods=["GET"]),
-                                    Route("/metrics", metrics_route, methods=["GET"]),
-                                    Route("/docs.json", docs_route, methods=["GET"])]),
-                  path="/")
+# PassiveMount: this app claims only its own routes, and before BentoML's ("/" included).
+@bentoml.asgi_app(WEB, path="/")
 class MNISTService:
     model = StoreModel(SETTINGS.model_tag)
 
@@ -221,6 +205,12 @@ class MNISTService:
                        "max_batch": self.settings.max_batch},
         })
 
+    def openapi(self) -> dict[str, Any]:
+        """What /docs.json answers: BentoML's document, completed (service/openapi.py)."""
+        return complete(MNISTService.openapi_spec.asdict(),  # type: ignore[attr-defined]
+                        predict_paths=PREDICT_PATHS, max_batch=self.settings.max_batch,
+                        title="MNIST digit classifier", version=str(self.stored.tag.version))
+
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
         opened = open_images(files, s.max_pixels, s.max_side)  # headers only; 413s here
@@ -249,6 +239,15 @@ class MNISTService:
                                  s.body_timeout_s)
         return BatchPrediction(predictions=self._predictions(await self._decode(files)))
 
+    @bentoml.api(input_spec=ImageInput)
+    @renders_input_errors
+    async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
+        """What the model sees: the 28x28 input made from multipart field `image` (a PNG)."""
+        s = self.settings
+        files = await read_files(ctx.request, "image", s.max_body_bytes, 1, s.body_timeout_s)
+        batch = await self._decode(files)
+        return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
+
     @bentoml.api(input_spec=PixelsInput)
     @renders_input_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
@@ -261,7 +260,7 @@ class MNISTService:
 
 # Added first, so outermost: metrics see the final status of every route.
 MNISTService.add_asgi_middleware(RequestMetrics,  # type: ignore[attr-defined]
-                                 extra_routes=("/model", "/metrics"))
+                                 extra_routes=tuple(sorted(route_names(WEB)[0])))
 # Security headers and JSON 404/405 bodies on every route, BentoML's own included.
 MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
-                                 no_store=PREDICT_PATHS)
+                                 no_store=(*PREDICT_PATHS, OIP_INFER))

@@ -20,7 +20,7 @@ from clients import server_process as process
 from service.schemas import ModelInfo
 from tests.helpers import ROOT
 
-PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels")
+PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels", "/preprocess")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def test_every_error_we_answer_is_documented_with_its_body(doc, path):
 
 def test_file_parts_name_their_media_types_and_the_batch_its_bounds(doc, client):
     limits = client.get("/model").json()["limits"]
-    for path, field in (("/predict", "image"), ("/predict_batch", "images")):
+    for path, field in (("/predict", "image"), ("/predict_batch", "images"),
+                        ("/preprocess", "image")):
         form = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
         assert form["encoding"][field]["contentType"] == "image/png, image/jpeg"
     images = doc["paths"]["/predict_batch"]["post"]["requestBody"]["content"][
@@ -87,6 +88,6 @@ def test_schemathesis_finds_no_failure_and_its_images_reach_the_model(metrics_se
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
     after = process.http_get(server + "/metrics")[1]
-    for path in PREDICT_PATHS:  # a 200 means: decoded (or parsed), checked, predicted
+    for path in PREDICT_PATHS:  # a 200: decoded (or parsed), checked, predicted (or drawn)
         assert _ok_count(after, path) - _ok_count(before, path) >= 10, \
             [line for line in after.decode().splitlines() if "request_total{" in line]

@@ -1,0 +1,136 @@
+"""The Open Inference Protocol v2 (KServe v2, REST): what KServe, Triton and MLServer speak.
+
+    curl -s http://127.0.0.1:3000/v2/models/mnist_mlp                 # model metadata
+    curl -s -H 'Content-Type: application/json' http://127.0.0.1:3000/v2/models/mnist_mlp/infer \\
+      -d '{"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 28, 28],
+           "data": [0, 0, ..., 0]}], "outputs": [{"name": "probabilities"}]}'
+
+The protocol in pure functions (service/routes.py serves them). One input, `pixels`:
+shape [N, 28, 28], raw intensities 0-255 (the model contract), datatype FP32 or UINT8,
+in the JSON tensor encoding (flat or nested). Outputs: `logits` [N, 10] FP32 by default,
+`probabilities` when asked for. A request the protocol does not allow is a 400 with the
+protocol's `{"error": "..."}` body. Unlike /predict_pixels, a blank image is inferred:
+this is a tensor API, and tools such as Triton's perf_analyzer send zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.contract import CONTRACT, MODEL_NAME
+from service.engine import softmax
+from service.errors import InputError
+
+PLATFORM = "onnxruntime_onnx"
+DATATYPES = ("FP32", "UINT8")
+OUTPUTS = (CONTRACT.output_name, "probabilities")
+
+
+def _tensor(name: str, dims: list[int]) -> dict[str, Any]:
+    return {"name": name, "datatype": "FP32", "shape": [-1, *dims]}
+
+
+def server_metadata(version: str) -> dict[str, Any]:
+    return {"name": "mnist-serve", "version": version, "extensions": []}
+
+
+def model_metadata(version: str) -> dict[str, Any]:
+    """The real input and outputs, from the contract."""
+    return {"name": MODEL_NAME, "versions": [version], "platform": PLATFORM,
+            "inputs": [_tensor(CONTRACT.input_name, [CONTRACT.height, CONTRACT.width])],
+            "outputs": [_tensor(name, [CONTRACT.num_classes]) for name in OUTPUTS]}
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    pixels: np.ndarray  # float32 [N, 28, 28], 0-255
+    outputs: tuple[str, ...]
+    id: str | None
+
+
+def _bad(message: str) -> InputError:
+    return InputError(400, message)
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} must be a JSON object")
+    return value
+
+
+def _binary_requested(parameters: Any) -> bool:
+    return isinstance(parameters, dict) and parameters.get("binary_data") is True
+
+
+def _pixels(tensor: dict[str, Any], max_batch: int) -> np.ndarray:
+    name, dtype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    if name != CONTRACT.input_name:
+        raise _bad(f"unknown input {name!r}: the model's input is {CONTRACT.input_name!r}")
+    if dtype not in DATATYPES:
+        raise _bad(f"input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}")
+    if _binary_requested(tensor.get("parameters")):
+        raise _bad("the binary tensor data extension is not supported: send JSON data")
+    want = [CONTRACT.height, CONTRACT.width]
+    if not (isinstance(shape, list) and len(shape) == 3 and shape[1:] == want
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)):
+        raise _bad(f"input {name!r}: shape {shape!r} is not [N, 28, 28]")
+    if not 1 <= shape[0] <= max_batch:
+        raise _bad(f"input {name!r}: batch size {shape[0]} is not within 1..{max_batch}")
+    try:
+        data = np.array(tensor.get("data"))
+    except ValueError:  # ragged nesting
+        raise _bad(f"input {name!r}: data is not a regular array") from None
+    if data.dtype.kind not in ("iu" if dtype == "UINT8" else "iuf") or data.dtype == bool:
+        raise _bad(f"input {name!r}: data must be {'integers' if dtype == 'UINT8' else 'numbers'}")
+    if data.size != math.prod(shape):
+        raise _bad(f"input {name!r}: {data.size} values for shape {shape} "
+                   f"({math.prod(shape)} expected)")
+    if not np.all(np.isfinite(data)) or data.min() < CONTRACT.pixel_min \
+            or data.max() > CONTRACT.pixel_max:
+        raise _bad(f"input {name!r}: values must be raw intensities "
+                   f"{CONTRACT.pixel_min}-{CONTRACT.pixel_max}")
+    return data.reshape(shape).astype(np.float32)
+
+
+def parse_infer(body: bytes, max_batch: int) -> InferRequest:
+    """A validated inference request; InputError(400) for anything the protocol forbids."""
+    try:
+        req = _object(json.loads(body), "the request")
+    except (ValueError, RecursionError):
+        raise _bad("the request body is not valid JSON") from None
+    inputs = req.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1:
+        raise _bad(f"`inputs` must list exactly one tensor, {CONTRACT.input_name!r}")
+    pixels = _pixels(_object(inputs[0], "inputs[0]"), max_batch)
+    wanted = req.get("outputs", [{"name": CONTRACT.output_name}])
+    if not isinstance(wanted, list) or not wanted:
+        raise _bad("`outputs`, when given, must list at least one output")
+    names = []
+    for out in wanted:
+        name = _object(out, "an output").get("name")
+        if name not in OUTPUTS:
+            raise _bad(f"unknown output {name!r}: the model's outputs are {', '.join(OUTPUTS)}")
+        if _binary_requested(out.get("parameters")):
+            raise _bad("the binary tensor data extension is not supported: ask for JSON data")
+        names.append(name)
+    req_id = req.get("id")
+    if req_id is not None and not isinstance(req_id, str):
+        raise _bad("`id`, when given, must be a string")
+    return InferRequest(pixels, tuple(dict.fromkeys(names)), req_id)
+
+
+def infer_response(req: InferRequest, logits: np.ndarray, version: str) -> dict[str, Any]:
+    values = {CONTRACT.output_name: logits}
+    if "probabilities" in req.outputs:
+        values["probabilities"] = softmax(logits)
+    response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": version, "outputs": [
+        {"name": name, "datatype": "FP32", "shape": list(values[name].shape),
+         "data": values[name].astype(np.float32).ravel().tolist()} for name in req.outputs]}
+    if req.id is not None:
+        response["id"] = req.id
+    return response

@@ -1,0 +1,148 @@
+"""The draw-a-digit page in a real browser: Debian's chromium, driven by Playwright.
+
+    apt-get install -y chromium      # never a browser Playwright downloads
+    pytest tests/service/test_page.py
+
+Real pointer events draw on the canvas; a real test digit is uploaded; the page must make
+no request outside the service and log no console error (a CSP violation is one). The
+screenshot goes to reports/page.png (docs/img/page.png is a copy of one).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients.uploads import png
+from service.engine import Engine
+from tests.helpers import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed "
+                       "(apt-get install -y chromium chromium-driver)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    pg = context.new_page()
+    pg.requests, pg.errors = [], []  # type: ignore[attr-defined]
+    pg.on("request", lambda r: pg.requests.append(r.url))  # type: ignore[attr-defined]
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))  # type: ignore
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+    pg.goto(server + "/")
+    yield pg
+    assert pg.errors == []  # type: ignore[attr-defined]
+    outside = [u for u in pg.requests if not u.startswith(server)]  # type: ignore
+    assert outside == []
+    context.close()
+
+
+def _draw(page, points: list[tuple[float, float]]) -> None:
+    """Press, move through `points` (canvas fractions), release: real pointer events."""
+    box = page.locator("#pad").bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def _answer(page) -> str:
+    # A locator assertion, not wait_for_function: the page's CSP forbids eval().
+    from playwright.sync_api import expect
+
+    expect(page.locator("#digit")).not_to_have_text("–", timeout=10_000)
+    return page.locator("#digit").text_content()
+
+
+def test_drawing_a_one_shows_1_what_the_model_saw_and_ten_bars(page):
+    _draw(page, [(0.5, 0.15), (0.52, 0.5), (0.5, 0.85)])
+    assert _answer(page) == "1"
+    assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator("#bars li").count() == 10
+    assert "confidence" in page.locator("#confidence").text_content()
+    (ROOT / "reports").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "reports/page.png"), full_page=True)
+    page.get_by_role("button", name="Clear").click()
+    assert page.locator("#digit").text_content() == "–"
+
+
+def test_uploading_a_real_test_digit_shows_its_label(page, trained, test_digits, tmp_path):
+    x, y = test_digits
+    offline = Engine(trained[1] / "model.onnx").probabilities(x[:50].astype(np.float32))
+    i = int(np.flatnonzero(offline.argmax(1) == y[:50])[0])  # one the model gets right
+    path = tmp_path / "digit.png"
+    path.write_bytes(png(x[i]))
+    page.get_by_label("Choose an image…").set_input_files(str(path))
+    assert _answer(page) == str(y[i])
+
+
+def test_api_errors_are_shown_as_their_message(page, tmp_path):
+    gif = tmp_path / "digit.gif"
+    gif.write_bytes(b"GIF89a" + bytes(40))
+    page.get_by_label("Choose an image…").set_input_files(str(gif))
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert "GIF" in page.locator("#error").text_content()
+    page.get_by_role("button", name="Clear").click()
+    assert page.locator("#error").is_hidden()
+    # Chromium logs every 4xx fetch to the console itself: expected here, and only this.
+    assert page.errors == ["Failed to load resource: the server responded with a status of "
+                           "415 (Unsupported Media Type)"] * 2
+    page.errors.clear()
+
+
+def test_keyboard_and_phone(page):
+    # The controls are reachable with Tab, the pad clears with Escape, the answer is live.
+    assert page.locator("#result").get_attribute("aria-live") == "polite"
+    _draw(page, [(0.3, 0.3), (0.7, 0.3), (0.45, 0.85)])  # a 7
+    _answer(page)
+    page.locator("#pad").focus()
+    page.keyboard.press("Escape")
+    assert page.locator("#digit").text_content() == "–"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "clear"
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_the_page_works_offline_under_its_csp(page, server):
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/") as r:
+        csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+    scripts = page.locator("script").evaluate_all("s => s.map(e => e.src)")
+    assert scripts == [server + "/page/app.js"]  # no inline script, no CDN
+
+
+def test_the_docs_page_loads_without_google_tag_manager(browser, server):
+    pg = browser.new_page()
+    requests: list[str] = []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.goto(server + "/docs")
+    pg.wait_for_selector(".swagger-ui .info", timeout=10_000)
+    assert requests and all(u.startswith(server) for u in requests), requests
+    pg.close()
+
+
+def test_a_screenshot_for_the_docs_exists():
+    assert Path(ROOT / "docs/img/page.png").stat().st_size > 10_000
