@@ -237,3 +237,29 @@ def test_service_stays_ready_after_bad_input(client, test_digits):
     assert client.get("/readyz").status_code == 200
     assert client.post("/predict", files={"image": ("d.png", png(test_digits[0][1]))}
                        ).status_code == 200
+
+
+def test_preprocess_returns_exactly_what_the_model_sees(client, test_digits):
+    import io
+
+    from PIL import Image
+
+    from service.preprocess import to_model_input
+
+    photo = jpeg_on_paper(test_digits[0][3])
+    resp = client.post("/preprocess", files={"image": ("d.jpg", photo, "image/jpeg")})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    seen = np.asarray(Image.open(io.BytesIO(resp.content)))
+    assert seen.shape == (28, 28)
+    assert np.abs(seen.astype(float) - to_model_input(photo)).max() <= 0.5
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    (dict(files={"image": ("d.gif", b"GIF89a" + bytes(30))}), 415),
+    (dict(files={"image": ("d.png", png(np.zeros((28, 28), np.uint8)))}), 422),
+    (dict(files={"image": ("d.png", png_bomb(12000, 12000))}), 413),
+    (dict(json={"image": "x"}), 415),
+])
+def test_preprocess_refuses_what_predict_refuses(client, kwargs, status):
+    _assert_error(client.post("/preprocess", **kwargs), status)
+    _assert_error(client.post("/predict", **kwargs), status)
