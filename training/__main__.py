@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="improvement that counts")
     o.add_argument("--no-augment", dest="augment", action="store_false",
                    help="disable the small random affine augmentation (±10°, ±2 px, ±10%%)")
+    o.add_argument("--elastic", type=float, default=c.elastic,
+                   help="elastic warp of the augmentation, in pixels (0: none)")
+    o.add_argument("--stroke", type=float, default=c.stroke,
+                   help="stroke-width jitter of the augmentation, 0-1 (0: none)")
     r = p.add_argument_group("output and gates")
     r.add_argument("--output-dir", default=c.output_dir, help="where the artifacts go")
     r.add_argument("--min-accuracy", type=float, default=c.min_accuracy,

@@ -40,6 +40,8 @@ class TrainConfig:
     patience: int = 10
     min_delta: float = 1e-4
     augment: bool = True
+    elastic: float = 0.0  # pixels of elastic warp in the augmentation (0: none)
+    stroke: float = 0.0  # stroke-width jitter in the augmentation (0: none; 1: a full 3x3)
     # output and gates
     output_dir: str = "artifacts"
     min_accuracy: float | None = None  # None: FULL_ or FALLBACK_MIN_ACCURACY
@@ -74,4 +76,5 @@ class TrainConfig:
         return {"model": self.model.to_dict(), "optimizer": self.optimizer, "lr": self.lr,
                 "schedule": self.schedule, "batch_size": self.batch_size,
                 "epochs": self.epochs, "patience": self.patience, "augment": self.augment,
+                "elastic": self.elastic, "stroke": self.stroke,
                 "seed": self.seed, "dry_run": self.dry_run}

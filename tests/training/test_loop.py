@@ -37,3 +37,22 @@ def test_fit_reads_its_recipe_from_a_train_config_and_learns():
     hist = fit(model, (x, y), (x, y), cfg, torch.device("cpu"))
     assert len(hist.train_loss) == 4 and 1 <= hist.best_epoch <= 4
     assert evaluate(model, x, y)[1] > 0.95
+
+
+def test_elastic_and_stroke_jitter_change_the_digits_but_keep_them_digits(test_digits):
+    import torch
+
+    from training.loop import random_affine
+
+    x = torch.as_tensor(test_digits[0][:64], dtype=torch.float32)
+
+    def gen():
+        return torch.Generator().manual_seed(0)
+
+    plain = random_affine(x, gen())
+    warped = random_affine(x, gen(), elastic=2.0, stroke=0.5)
+    assert warped.shape == x.shape and not torch.allclose(plain, warped)
+    assert torch.equal(warped, random_affine(x, gen(), elastic=2.0, stroke=0.5))  # seeded
+    # Ink is moved and thickened or thinned, not created from nothing or wiped out.
+    ratio = warped.sum(dim=(1, 2)) / plain.sum(dim=(1, 2))
+    assert 0.5 < ratio.min() and ratio.max() < 2.0
