@@ -106,7 +106,12 @@ async def oip_model_ready(_: Request) -> JSONResponse:
 async def oip_infer(request: Request) -> JSONResponse:
     svc = _svc()
     s = svc.settings
-    body = await read_json_body(request, s.max_body_bytes, s.body_timeout_s)
+    limit = min(s.max_body_bytes, oip.body_limit(s.max_batch))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise InputError(413, f"request body of {declared} bytes is larger than any valid "
+                              f"inference request ({limit} bytes)")
+    body = await read_json_body(request, limit, s.body_timeout_s)
     req = oip.parse_infer(body, s.max_batch)
     return JSONResponse(oip.infer_response(req, svc.engine.logits(req.pixels), _version()))
 
