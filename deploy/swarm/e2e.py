@@ -120,8 +120,10 @@ def _stamp(line: str) -> float:
 def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
     """From the proxy's log: when the stopped replica's server slot left the pool, and
     when the last request was sent to it, in seconds after the stop command."""
+    # Since well before this run: the slot got the replica's address when the replica
+    # started, which may be minutes before the stop (a 60 s window once missed it).
     lines = sh("docker", "service", "logs", "--raw", "--timestamps", "--since",
-               str(int(t_stop - 60)), "mnist_proxy").splitlines()
+               str(int(t_stop - 900)), "mnist_proxy").splitlines()
     slot = None
     for line in lines:  # the slot the resolver last gave one of the replica's addresses
         for ip in ips:
