@@ -3,7 +3,8 @@
     pytest tests/service/test_errors.py
 
 Everything below the endpoints (HTTP input, preprocessing) raises InputError; the
-`renders_input_errors` decorator turns it into the 4xx `{"error": ...}` response.
+`renders_input_errors` decorator (BentoML API methods) and `renders_route_errors` (plain
+routes) turn it into the 4xx `{"error": ...}` response, both through error_response().
 BentoML's own handler would answer a JSON list and log a traceback for a client's
 mistake, so it never sees an InputError.
 """
@@ -15,7 +16,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 T = TypeVar("T")
 
@@ -56,6 +58,22 @@ def renders_input_errors(
             # BentoML copies ctx's status onto whatever the API returns: set both.
             ctx.response.status_code = exc.status
             ctx.response.headers.update(exc.headers)
+            return error_response(exc)
+
+    return wrapper
+
+
+def renders_route_errors(
+    route: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """The same for a plain Starlette route (service/routes.py): an InputError becomes its
+    response."""
+
+    @functools.wraps(route)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await route(request)
+        except InputError as exc:
             return error_response(exc)
 
     return wrapper

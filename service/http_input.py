@@ -33,13 +33,18 @@ def media_type(request: Request) -> str:
 CLIENT_GONE = 499
 
 
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+def _over(limit: int, what: str | None) -> str:
+    return what or f"over the {limit}-byte limit"
+
+
+async def _limited(request: Request, limit: int,
+                   what: str | None = None) -> AsyncGenerator[bytes, None]:
     seen = 0
     try:
         async for chunk in request.stream():
             seen += len(chunk)
             if seen > limit:
-                raise InputError(413, f"request body over the {limit}-byte limit")
+                raise InputError(413, f"request body {_over(limit, what)}")
             yield chunk
     except ClientDisconnect:
         # Left to BentoML, a hang-up mid-upload is an ERROR traceback and a 500 sample.
@@ -60,24 +65,26 @@ async def _body_deadline(seconds: float) -> AsyncIterator[None]:
             from None
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
+def _check_declared_length(request: Request, limit: int, what: str | None = None) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InputError(400, "invalid Content-Length header")
         if int(declared) > limit:  # refuse before reading a byte
-            raise InputError(413, f"request body of {declared} bytes is over the "
-                                  f"{limit}-byte limit")
+            raise InputError(413, f"request body of {declared} bytes is "
+                                  f"{_over(limit, what)}")
         if int(declared) == 0:
             raise InputError(400, "the request body is empty")
 
 
-async def read_json_body(request: Request, limit: int, timeout: float = 10) -> bytes:
+async def read_json_body(request: Request, limit: int, timeout: float = 10,
+                         what: str | None = None) -> bytes:
+    """The whole JSON body; `what` names the limit in a 413 ("over the N-byte limit")."""
     if media_type(request) not in ("application/json", ""):
         raise InputError(415, f"expected application/json, got {media_type(request)}")
-    _check_declared_length(request, limit)
+    _check_declared_length(request, limit, what)
     async with _body_deadline(timeout):
-        body = b"".join([c async for c in _limited(request, limit)])
+        body = b"".join([c async for c in _limited(request, limit, what)])
     if not body.strip():
         raise InputError(400, "the request body is empty")
     return body

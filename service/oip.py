@@ -91,20 +91,22 @@ def _pixels(tensor: dict[str, Any], max_batch: int) -> np.ndarray:
         raise _bad(f"input {name!r}: shape {shape!r} is not [N, 28, 28]")
     if not 1 <= shape[0] <= max_batch:
         raise _bad(f"input {name!r}: batch size {shape[0]} is not within 1..{max_batch}")
-    raw = tensor.get("data")
-    if isinstance(raw, list) and raw and not isinstance(raw[0], list) \
-            and len(raw) != math.prod(shape):  # flat: count before converting
-        raise _bad(f"input {name!r}: {len(raw)} values for shape {shape} "
-                   f"({math.prod(shape)} expected)")
+    raw, expected = tensor.get("data"), math.prod(shape)
+
+    def count_mismatch(n: int) -> InputError:
+        return _bad(f"input {name!r}: {n} values for shape {shape} ({expected} expected)")
+
+    # A flat list is counted before numpy converts it: a long wrong one costs nothing.
+    if isinstance(raw, list) and raw and not isinstance(raw[0], list) and len(raw) != expected:
+        raise count_mismatch(len(raw))
     try:
         data = np.array(raw)
     except ValueError:  # ragged nesting
         raise _bad(f"input {name!r}: data is not a regular array") from None
     if data.dtype.kind not in ("iu" if dtype == "UINT8" else "iuf") or data.dtype == bool:
         raise _bad(f"input {name!r}: data must be {'integers' if dtype == 'UINT8' else 'numbers'}")
-    if data.size != math.prod(shape):
-        raise _bad(f"input {name!r}: {data.size} values for shape {shape} "
-                   f"({math.prod(shape)} expected)")
+    if data.size != expected:
+        raise count_mismatch(data.size)
     if not np.all(np.isfinite(data)) or data.min() < CONTRACT.pixel_min \
             or data.max() > CONTRACT.pixel_max:
         raise _bad(f"input {name!r}: values must be raw intensities "

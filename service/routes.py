@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from core.contract import MODEL_NAME
 from service import oip
-from service.errors import InputError, error_response
+from service.errors import renders_route_errors
 from service.http_input import read_json_body
 from service.metrics import metrics_route
 
@@ -49,21 +49,6 @@ def _package_version() -> str:
         return importlib.metadata.version("mnist-serve")
     except importlib.metadata.PackageNotFoundError:  # in a bento: the code, not the package
         return "unknown"
-
-
-def renders_route_errors(
-    route: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """A plain route's InputError becomes its 4xx {"error": ...} (as for the API methods)."""
-
-    @functools.wraps(route)
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await route(request)
-        except InputError as exc:
-            return error_response(exc)
-
-    return wrapper
 
 
 def _file(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
@@ -107,11 +92,8 @@ async def oip_infer(request: Request) -> JSONResponse:
     svc = _svc()
     s = svc.settings
     limit = min(s.max_body_bytes, oip.body_limit(s.max_batch))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise InputError(413, f"request body of {declared} bytes is larger than any valid "
-                              f"inference request ({limit} bytes)")
-    body = await read_json_body(request, limit, s.body_timeout_s)
+    body = await read_json_body(request, limit, s.body_timeout_s, what=(
+        f"larger than any valid inference request ({limit} bytes)"))
     req = oip.parse_infer(body, s.max_batch)
     return JSONResponse(oip.infer_response(req, svc.engine.logits(req.pixels), _version()))
 

@@ -90,27 +90,24 @@ def metrics_server(trained, tmp_path_factory):
     so wipes the metrics of any server running on the same BENTOML_HOME."""
     import shutil
 
-    from clients.server_process import serving
-
     root = tmp_path_factory.mktemp("metrics-server")
     shutil.copytree(trained[2] / "models", root / "home" / "models")
-    with open(root / "server.log", "w") as log:
-        try:
-            with serving(log, env={"BENTOML_HOME": str(root / "home")}) as (_, base):
-                yield base
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}:\n{(root / 'server.log').read_text()}")
+    yield from _serving(root / "home", root / "server.log")
 
 
 @pytest.fixture(scope="session")
 def server(trained, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
+    yield from _serving(trained[2], tmp_path_factory.mktemp("serve") / "server.log")
+
+
+def _serving(home: Path, log_path: Path):
+    """Yields the base URL of `bentoml serve` on `home`'s store; its log names a failure."""
     from clients.server_process import serving
 
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
     with open(log_path, "w") as log:
         try:
-            with serving(log, env={"BENTOML_HOME": str(trained[2])}) as (_, base):
+            with serving(log, env={"BENTOML_HOME": str(home)}) as (_, base):
                 yield base
         except RuntimeError as exc:
             pytest.fail(f"{exc}:\n{log_path.read_text()}")

@@ -128,8 +128,7 @@ def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
     for line in lines:  # the slot the resolver last gave one of the replica's addresses
         for ip in ips:
             if f"to {ip} by" in line:
-                slot = line.split()[1] if line.split()[1].startswith("api/") else \
-                    next(w for w in line.split() if w.startswith("api/"))
+                slot = next(w for w in line.split() if w.startswith("api/"))
     down = [_stamp(ln) for ln in lines if slot and f"Server {slot} is going DOWN" in ln
             and t_stop - 1 <= _stamp(ln)]
     sent = [_stamp(ln) for ln in lines if slot and f" {slot} " in ln and '"POST' in ln
@@ -137,6 +136,18 @@ def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
     return {"proxy_slot": slot,
             "out_of_proxy_after_s": round(min(down) - t_stop, 1) if down else None,
             "last_request_sent_after_s": round(max(sent) - t_stop, 1) if sent else None}
+
+
+def update_under_load(base: str, users: int, out: Path, name: str,
+                      image: str) -> tuple[int, dict]:
+    """`swarm.sh update IMAGE` while Locust runs: (its exit code, the load's figures with
+    the update's duration)."""
+    load = Load(base, users, out, name)
+    t0 = time.monotonic()
+    code = subprocess.run([*SWARM, "update", image], cwd=ROOT).returncode
+    seconds = round(time.monotonic() - t0, 1)
+    time.sleep(3)
+    return code, {**load.stop(), "update_s": seconds}
 
 
 def header_limits(port: int) -> dict:
@@ -180,12 +191,7 @@ def main() -> int:
         new = "mnist_mlp:" + new_image.split(":")[1]
 
         print(f"== 1. rolling update {old} -> {new} under load", flush=True)
-        load = Load(base, args.users, out, "rollout")
-        t0 = time.monotonic()
-        code = subprocess.run([*SWARM, "update", new_image], cwd=ROOT).returncode
-        fig["rollout_s"] = round(time.monotonic() - t0, 1)
-        time.sleep(3)
-        fig["rollout"] = load.stop()
+        code, fig["rollout"] = update_under_load(base, args.users, out, "rollout", new_image)
         images = {t["Image"] for t in running_tasks()}
         served = {get(base + "/model")["tag"] for _ in range(10)}
         checks["1 rollout: converged, 0 failed, all replicas new"] = (
@@ -194,12 +200,7 @@ def main() -> int:
 
         print("== 2. a corrupt model rolled out under load", flush=True)
         bad = bad_image(new.split(":")[1])
-        load = Load(base, args.users, out, "rollback")
-        t0 = time.monotonic()
-        code = subprocess.run([*SWARM, "update", bad], cwd=ROOT).returncode
-        fig["rollback_s"] = round(time.monotonic() - t0, 1)
-        time.sleep(3)
-        fig["rollback"] = load.stop()
+        code, fig["rollback"] = update_under_load(base, args.users, out, "rollback", bad)
         state = sh("docker", "service", "inspect", API, "--format", "{{.UpdateStatus.State}}")
         fig["rollback"]["update_state"] = state
         checks["2 bad model: rolled back, 0 failed, old version serves"] = (
