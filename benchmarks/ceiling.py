@@ -9,12 +9,14 @@ One thread, no HTTP: what the service could reach at best on one core.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from core.data import load_idx_folder
 from core.png import encode_png
@@ -55,6 +57,11 @@ def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = (
     for _ in range(n):
         engine.logits(one)
     batch1_us = (time.perf_counter() - t0) / n * 1e6
+    # The whole preprocessing of a 28x28 PNG against Pillow's decode of it alone.
+    sample = pngs[:256]
+    preprocess_us = 1e6 / _rate(lambda: sum(1 for d in sample if to_model_input(d) is not None))
+    decode_us = 1e6 / _rate(lambda: sum(1 for d in sample
+                                        if np.asarray(Image.open(io.BytesIO(d))).size))
     return {
         "provider": engine.provider,
         "pipeline_images_per_s": _rate(pipeline_one),
@@ -62,6 +69,8 @@ def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = (
         "infer_batch1_latency_us": batch1_us,
         "infer_batch1_images_per_s": 1e6 / batch1_us,
         "infer_batch256_images_per_s": _rate(lambda: (engine.logits(big), 256)[1]),
+        "preprocess_28_us": preprocess_us,
+        "pillow_decode_28_us": decode_us,
     }
 
 

@@ -1,12 +1,14 @@
-"""`make bench`: the service against its peer and its ceiling, side by side, in one run.
+"""`make bench`: the service against its peers and its ceiling, side by side, in one run.
 
-    python -m benchmarks.run --data-dir ../shared/data/mnist --seconds 20 --users 16
+    python -m benchmarks.run --data-dir ../shared/data/mnist --seconds 20 --users 32
 
 Trains the default model (timed), then on the same machine in the same run: cold
-start, Locust against `bentoml serve` and against the bare FastAPI peer
-(benchmarks/peer.py, same model, preprocessing and workers), /predict_batch and
-/predict_pixels, and the in-process ceilings. Prints a table of ratios and writes
-docs/benchmarks.md. Absolute numbers drift on shared machines; the ratios are the point.
+start, the in-process ceilings and preprocessing costs, Locust against `bentoml serve`
+and against two FastAPI peers (benchmarks/peer.py: the same work, and the least work),
+/predict at 1, 8, 32 and 128 users with and without adaptive batching, 1 worker
+against one per usable CPU, and resident memory per worker after a 60 s load. Prints
+the tables and writes docs/benchmarks.md. Absolute numbers drift on shared machines;
+the ratios are the point.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from benchmarks import ceiling, render
 from clients import server_process as process
+from service.settings import usable_cpus
 
 ROOT = process.ROOT
 
@@ -55,22 +58,25 @@ def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
             "epochs": metrics["epochs_run"]}
 
 
-def start_service(port: int, home: Path, log) -> subprocess.Popen:
-    return process.start(port, log, env={"BENTOML_HOME": str(home)})
+def start_service(port: int, home: Path, log, workers: int,
+                  batch_ms: int = 0) -> subprocess.Popen:
+    return process.start(port, log, env={"BENTOML_HOME": str(home), "MNIST_WORKERS": str(workers),
+                                         "MNIST_BATCH_MAX_LATENCY_MS": str(batch_ms)})
 
 
-def start_peer(port: int, onnx_path: Path, workers: int, log) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).with_name("uvicorn")), "benchmarks.peer:app", "--host",
+def start_peer(port: int, onnx_path: Path, workers: int, log,
+               app: str = "app") -> subprocess.Popen:
+    cmd = [str(Path(sys.executable).with_name("uvicorn")), f"benchmarks.peer:{app}", "--host",
            "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path)},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def cold_start(home: Path, log, repeats: int = 3) -> float:
+def cold_start(home: Path, log, workers: int, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
         port = process.free_port()
-        proc = start_service(port, home, log)
+        proc = start_service(port, home, log, workers)
         try:
             times.append(process.wait_ready(proc, f"http://127.0.0.1:{port}"))
         finally:
@@ -78,15 +84,29 @@ def cold_start(home: Path, log, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str]) -> dict:
+def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str],
+               rss: bool = False) -> dict:
+    """Locust runs against one server, started by start(port); with rss, the resident
+    memory (MB) of each of its worker processes after the runs."""
     port = process.free_port()
     proc = start(port)
     try:
         process.wait_ready(proc, f"http://127.0.0.1:{port}")
-        return {ep: locust(f"http://127.0.0.1:{port}", ep, users, seconds, out)
-                for ep in endpoints}
+        result: dict = {ep: locust(f"http://127.0.0.1:{port}", ep, users, seconds, out)
+                        for ep in endpoints}
+        if rss:
+            result["rss_mb"] = worker_rss(proc.pid)
+        return result
     finally:
         process.stop(proc)
+
+
+def worker_rss(pid: int) -> list[float]:
+    """Current RSS of the serving workers: the descendants that are not the supervisor
+    (BentoML's circus arbiter starts one process per worker, plus helpers that sleep)."""
+    rss = {p: process.rss_mb(p, "VmRSS") for p in process.descendants(pid)}
+    big = sorted((round(mb, 1) for mb in rss.values() if mb > 100), reverse=True)
+    return big
 
 
 def machine() -> str:
@@ -101,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"), help="MNIST IDX folder")
     p.add_argument("--seconds", type=int, default=20, help="duration of each Locust run")
-    p.add_argument("--users", type=int, default=16, help="Locust users (fixed)")
-    p.add_argument("--workers", type=int, default=1, help="server worker processes (both)")
+    p.add_argument("--users", type=int, default=32, help="Locust users of the side-by-side runs")
+    p.add_argument("--workers", type=int, default=usable_cpus(),
+                   help="server worker processes (all servers): the service's default")
+    p.add_argument("--sweep-users", type=int, nargs="*", default=[1, 8, 32, 128],
+                   help="users of the /predict runs with and without adaptive batching")
+    p.add_argument("--batch-ms", type=int, default=100,
+                   help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs")
+    p.add_argument("--soak-seconds", type=int, default=60,
+                   help="duration of the load before resident memory is read")
     p.add_argument("--output", default="docs/benchmarks.md", help="where the report goes")
     p.add_argument("--gpu-json", default="docs/benchmarks-gpu.json",
                    help="GPU figures recorded on a lent GPU (benchmarks/ceiling.py --json)")
@@ -111,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --data-dir or MNIST_DIR is required (the timed training needs it)")
         return 2
     os.environ["MNIST_DIR"] = str(Path(args.data_dir).resolve())
-    os.environ["MNIST_WORKERS"] = str(args.workers)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         work = Path(tmp)
@@ -121,24 +147,43 @@ def main(argv: list[str] | None = None) -> int:
             results: dict = {"training": train(args.data_dir, arts, home)}
             onnx_path = arts / "model.onnx"
             print("cold start...", flush=True)
-            results["cold_start_s"] = cold_start(home, log)
+            results["cold_start_s"] = cold_start(home, log, args.workers)
             print("ceilings (in process)...", flush=True)
             results["ceiling"] = ceiling.measure(onnx_path, args.data_dir)
-            print("service under load...", flush=True)
+            n, users, secs = args.workers, args.users, args.seconds
+            print(f"service under load ({n} workers, {users} users)...", flush=True)
             results["service"] = under_load(
-                lambda port: start_service(port, home, log), args.users, args.seconds, work,
+                lambda port: start_service(port, home, log, n), users, secs, work,
                 ["predict", "predict_batch", "predict_pixels"])
-            print("peer under load...", flush=True)
-            results["peer"] = under_load(
-                lambda port: start_peer(port, onnx_path, args.workers, log), args.users,
-                args.seconds, work, ["predict"])
+            for name, app in (("peer", "app"), ("peer_minimal", "minimal")):
+                print(f"{name} under load...", flush=True)
+                results[name] = under_load(
+                    lambda port, app=app: start_peer(port, onnx_path, n, log, app), users,
+                    secs, work, ["predict"])
+            results["sweep"] = {}
+            for batch_ms in (0, args.batch_ms):
+                for u in args.sweep_users:
+                    print(f"/predict, {u} users, batching {batch_ms} ms...", flush=True)
+                    results["sweep"][f"{batch_ms}:{u}"] = under_load(
+                        lambda port, b=batch_ms: start_service(port, home, log, n, b), u,
+                        secs, work, ["predict"])["predict"]
+            results["workers"] = {}
+            for w in sorted({1, n}):
+                print(f"/predict with {w} worker(s), {args.soak_seconds} s for memory...",
+                      flush=True)
+                results["workers"][str(w)] = under_load(
+                    lambda port, w=w: start_service(port, home, log, w), users,
+                    args.soak_seconds, work, ["predict"], rss=True)
     results["meta"] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "users": args.users, "seconds": args.seconds, "workers": args.workers,
+        "batch_ms": args.batch_ms, "soak_seconds": args.soak_seconds,
         "wall_s": time.perf_counter() - started,
     }
     gpu = Path(args.gpu_json)
     results["gpu"] = json.loads(gpu.read_text()) if gpu.is_file() else None
+    Path("reports").mkdir(exist_ok=True)
+    Path("reports/bench.json").write_text(json.dumps(results, indent=2) + "\n")
     text = render.render(results)
     print("\n" + text)
     Path(args.output).write_text(text)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
@@ -40,7 +42,12 @@ class Settings(BaseSettings):
                               "per worker, on threads (docs/security.md)")
     decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "
                               "slot per worker; 503 with Retry-After beyond")
-    workers: int = Field(default=1, ge=0, description="BentoML worker processes")
+    workers: int = Field(default=0, ge=0, description="BentoML worker processes; 0: one per "
+                         "CPU the process may use (affinity, cgroup quota)")
+    batch_max_latency_ms: int = Field(
+        default=0, ge=0, description="adaptive batching of single-image inferences across "
+        "requests (BentoML's dispatcher): the latency budget, 503 beyond; 0: off "
+        "(docs/benchmarks.md)")
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
@@ -59,10 +66,37 @@ class Settings(BaseSettings):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
 
-    @field_validator("workers", "timeout_s")
+    @field_validator("workers")
+    @classmethod
+    def _per_cpu(cls, value: int) -> int:
+        return value or usable_cpus()
+
+    @field_validator("timeout_s")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         return max(1, value)
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may really use: its affinity mask, capped by a cgroup CPU
+    quota (a container's `--cpus`, a pod's limit), which os.cpu_count() ignores. Both
+    cgroup v2 (cpu.max: "QUOTA PERIOD" or "max PERIOD") and v1 (cpu.cfs_quota_us)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    quota = None
+    try:
+        limit, period = (cgroup / "cpu.max").read_text().split()[:2]
+        quota = None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        try:
+            limit = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+            quota = None if int(limit) <= 0 else int(limit) / int(period)
+        except (OSError, ValueError):
+            pass
+    if quota is not None:  # 1.5 CPUs of quota: 2 workers would be throttled, 1 is not
+        cpus = min(cpus, max(1, int(quota)))
+    return max(1, cpus)
 
 
 # What a refused value must look like, by pydantic error type.
@@ -92,7 +126,8 @@ def markdown_table() -> str:
     """The table of variables for the README (a test checks that the README has it)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        rows.append(f"| `{PREFIX}{name.upper()}` | {_shown(field.default)} | "
+        shown = "0 (auto)" if name == "workers" else _shown(field.default)
+        rows.append(f"| `{PREFIX}{name.upper()}` | {shown} | "
                     f"{field.description} |")
     return "\n".join(rows)
 

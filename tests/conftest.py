@@ -17,6 +17,9 @@ from tests.helpers import run_training, write_mnist_folder
 TEST_BENTOML_HOME = Path(tempfile.mkdtemp(prefix="mnist-test-bentoml-"))
 os.environ["BENTOML_HOME"] = str(TEST_BENTOML_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+# Servers under test run one worker unless a test asks for more: the default (one per
+# usable CPU) would make every server fixture's start-up and memory depend on the host.
+os.environ.setdefault("MNIST_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")

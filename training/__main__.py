@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from training.augment import Augment
 from training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from training.model import ACTIVATIONS, MLPConfig
 
@@ -26,7 +27,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    c, m = TrainConfig(), MLPConfig()
+    c, m, u = TrainConfig(), MLPConfig(), Augment()
     p = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the MNIST MLP, export and verify ONNX, register it in BentoML.",
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden-layer activation")
     g.add_argument("--dropout", type=float, default=m.dropout,
                    help="dropout after each hidden layer")
+    g.add_argument("--deskew", action=argparse.BooleanOptionalAction, default=m.deskew,
+                   help="deskew and centre each digit inside the model (image moments); "
+                        "default: on")
     o = p.add_argument_group("optimisation")
     o.add_argument("--optimizer", choices=OPTIMIZERS, default=c.optimizer,
                    help="mini-batch optimizer (SGD uses Nesterov momentum 0.9)")
@@ -59,12 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early stopping: epochs without val-loss improvement")
     o.add_argument("--min-delta", type=float, default=c.min_delta,
                    help="improvement that counts")
-    o.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="disable the small random affine augmentation (±10°, ±2 px, ±10%%)")
-    o.add_argument("--elastic", type=float, default=c.elastic,
-                   help="elastic warp of the augmentation, in pixels (0: none)")
-    o.add_argument("--stroke", type=float, default=c.stroke,
-                   help="stroke-width jitter of the augmentation, 0-1 (0: none)")
+    o.add_argument("--label-smoothing", type=float, default=c.label_smoothing,
+                   help="share of each target spread over the other classes")
+    o.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="keep softmax temperature 1 (default: fitted on the validation split)")
+    a = p.add_argument_group("augmentation (training/augment.py; 0 switches a lever off)")
+    a.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no augmentation at all")
+    a.add_argument("--degrees", type=float, default=u.degrees, help="rotation, ±degrees")
+    a.add_argument("--shear", type=float, default=u.shear, help="horizontal shear, ±")
+    a.add_argument("--scale", type=float, default=u.scale, help="zoom, 1 ± scale")
+    a.add_argument("--shift", type=float, default=u.shift, help="translation, ±pixels")
+    a.add_argument("--elastic", type=float, default=u.elastic,
+                   help="elastic warp (Simard et al. 2003), peak pixels")
+    a.add_argument("--stroke", type=float, default=u.stroke,
+                   help="stroke-width jitter, ± share of a 3x3 dilation or erosion (0-1)")
+    a.add_argument("--binarize", type=float, default=u.binarize,
+                   help="probability of hard-edged, mouse-like ink (0-1)")
     r = p.add_argument_group("output and gates")
     r.add_argument("--output-dir", default=c.output_dir, help="where the artifacts go")
     r.add_argument("--min-accuracy", type=float, default=c.min_accuracy,
@@ -85,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     opts = vars(args)
     model = MLPConfig(hidden_sizes=tuple(opts.pop("hidden")), activation=opts.pop("activation"),
-                      dropout=opts.pop("dropout"))
-    return TrainConfig(model=model, **opts)
+                      dropout=opts.pop("dropout"), deskew=opts.pop("deskew"))
+    augmentation = Augment(**{k: opts.pop(k) for k in Augment.__dataclass_fields__})
+    return TrainConfig(model=model, augmentation=augmentation, **opts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
     python -c "from training.model import MLP, MLPConfig; print(MLP(MLPConfig()))"
 
 The MNIST normalisation is part of the module, so the exported ONNX graph takes
-raw 0-255 pixels and no client ever has to know the training statistics.
+raw 0-255 pixels and no client ever has to know the training statistics; so is the
+calibration temperature, so every client gets calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.contract import CONTRACT
@@ -30,6 +32,9 @@ class MLPConfig:
     hidden_sizes: tuple[int, ...] = (1024,)
     activation: str = "relu"
     dropout: float = 0.3
+    # Deskew each digit inside the model (see deskew()): the slant of a hand is the
+    # biggest variation an MLP has to learn pixel by pixel.
+    deskew: bool = True
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -45,11 +50,27 @@ class MLPConfig:
         return d
 
 
+class Dropout(nn.Module):
+    """nn.Dropout's semantics with a mask drawn by torch.rand: 2.5x cheaper on CPU than
+    its bernoulli sampling, which cost a fifth of each training step here. Identity in
+    eval mode, so the exported graph has no trace of it."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+
+
 class MLP(nn.Module):
     """[batch, 28, 28] raw pixels -> [batch, 10] logits."""
 
     scale: torch.Tensor
     shift: torch.Tensor
+    temperature: torch.Tensor
 
     def __init__(self, config: MLPConfig = MLPConfig()) -> None:
         super().__init__()
@@ -59,12 +80,15 @@ class MLP(nn.Module):
         # parameters, so they are exported as constants and never trained.
         self.register_buffer("scale", torch.tensor(1.0 / (c.pixel_max * c.std)))
         self.register_buffer("shift", torch.tensor(c.mean / c.std))
+        # Divides the logits: fitted after training (training/loop.py fit_temperature) so
+        # that softmax confidences are calibrated; 1 until then. Argmax never changes.
+        self.register_buffer("temperature", torch.tensor(1.0))
         layers: list[nn.Module] = [nn.Flatten()]
         width = c.height * c.width
         for size in config.hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[config.activation]()]
             if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
+                layers.append(Dropout(config.dropout))
             width = size
         layers.append(nn.Linear(width, c.num_classes))
         self.net = nn.Sequential(*layers)
@@ -83,4 +107,34 @@ class MLP(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net(pixels * self.scale - self.shift)
+        if self.config.deskew:
+            pixels = deskew(pixels)
+        return self.net(pixels * self.scale - self.shift) / self.temperature
+
+
+def deskew(x: torch.Tensor) -> torch.Tensor:
+    """Shear each [B, H, W] image so that its ink has no slant, and move its centre of
+    mass to the centre: the classic MNIST deskewing (image moments: the shear is
+    mu11 / mu02), as tensor operations that export to ONNX (a matmul grid, GridSample)."""
+    b, h, w = x.shape
+    rows = torch.arange(h, dtype=x.dtype, device=x.device)
+    cols = torch.arange(w, dtype=x.dtype, device=x.device)
+    mass = x.sum(dim=(1, 2)).clamp(min=1e-3)
+    cy = (x.sum(2) @ rows) / mass
+    cx = (x.sum(1) @ cols) / mass
+    dy = rows[None, :] - cy[:, None]  # [B, H]
+    dx = cols[None, :] - cx[:, None]  # [B, W]
+    mu11 = torch.einsum("bij,bi,bj->b", x, dy, dx) / mass
+    mu02 = torch.einsum("bij,bi->b", x, dy * dy) / mass
+    alpha = (mu11 / mu02.clamp(min=1e-3)).clamp(-1.0, 1.0)
+    # grid_sample coordinates (align_corners=False): u = (col - (w-1)/2) / (w/2).
+    # Output (u, v) samples input u + alpha * v' + tx, v + ty, where v' is v in the
+    # width's units, and (tx, ty) is the centre of mass in the same coordinates.
+    ys = (rows - (h - 1) / 2) / (h / 2)
+    xs = (cols - (w - 1) / 2) / (w / 2)
+    tx = ((cx - (w - 1) / 2) / (w / 2))[:, None, None]
+    ty = ((cy - (h - 1) / 2) / (h / 2))[:, None, None]
+    gy = ys[None, :, None] + ty + torch.zeros(1, 1, w, dtype=x.dtype, device=x.device)
+    gx = xs[None, None, :] + alpha[:, None, None] * ys[None, :, None] * (h / w) + tx
+    grid = torch.stack([gx, gy], dim=-1)  # [B, H, W, 2]
+    return F.grid_sample(x.unsqueeze(1), grid, align_corners=False).squeeze(1)

@@ -24,7 +24,7 @@ from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
 from training import evaluation, export, report
 from training.config import TrainConfig
-from training.loop import History, evaluate, fit
+from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
@@ -77,6 +77,10 @@ def train_model(splits: Splits, cfg: TrainConfig,
     model = MLP(cfg.model).to(device)
     t0 = time.perf_counter()
     hist = fit(model, splits.train, splits.val, cfg, device)
+    if cfg.calibrate:
+        t = fit_temperature(model, *splits.val)
+        print(f"calibration: softmax temperature {t:.3f}, fitted on the validation split",
+              flush=True)
     return model, hist, time.perf_counter() - t0
 
 
@@ -98,7 +102,8 @@ def assess(model: MLP, splits: Splits, seed: int,
         return torch.softmax(model(x), dim=1).cpu().numpy()
 
     probs = predict(splits.test_images)
-    return (evaluation.calibration(probs, splits.test_labels),
+    return ({**evaluation.calibration(probs, splits.test_labels),
+             "temperature": round(float(model.temperature), 4)},
             evaluation.robustness(predict, splits.test_images, splits.test_labels, seed))
 
 

@@ -77,18 +77,21 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
                 "Do not compare with full-MNIST models.\n")
     per_class = ", ".join(f"{d}: {a:.3f}" for d, a in enumerate(m["per_class_accuracy"]))
     robust = "\n".join(f"| {name} | {acc:.4f} |" for name, acc in m["robustness"].items())
+    aug = m["config"]["augment"]
+    levers = ", ".join(f"{k} {v:g}" for k, v in aug.items() if v) if aug else "none"
     path.write_text(f"""# Model card: {m['model_name']}
 {warn}
 - **Task**: handwritten digit classification (MNIST), 10 classes.
 - **Architecture**: MLP 784 → {' → '.join(map(str, m['config']['model']['hidden_sizes']))} → 10,
-  {m['config']['model']['activation']}, dropout {m['config']['model']['dropout']}.
+  {m['config']['model']['activation']}, dropout {m['config']['model']['dropout']}{
+    ', deskewing inside the graph' if m['config']['model'].get('deskew') else ''}.
 - **Data**: {ds['source']} from `{ds['location']}`; {ds['train_size']} training digits
   ({m['split']['train']} train / {m['split']['val']} stratified validation), {ds['test_size']} test.
 - **Test accuracy**: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f}).
 - **Per-class accuracy**: {per_class}.
 - **Training**: {m['epochs_run']} epochs (best {m['best_epoch']}), {m['train_seconds']:.1f} s
   on {m['device']}; optimizer {m['config']['optimizer']}, schedule {m['config']['schedule']},
-  augmentation {m['config']['augment']}.
+  label smoothing {m['config']['label_smoothing']:g}; augmentation: {levers}.
 - **ONNX parity** (ONNX Runtime vs PyTorch, {m['parity']['n']} test digits): argmax agreement
   {m['parity']['argmax_agreement']:.4f}, max |Δlogit| {m['parity']['max_abs_logit_diff']:.2e}.
 - **Input contract**: `{CONTRACT.input_name}` float32 [batch, 28, 28], raw intensities 0–255,
@@ -96,7 +99,9 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
   Output `{CONTRACT.output_name}` float32 [batch, 10].
 - **SHA-256** of model.onnx: `{m[META_SHA256]}`.
 - **Calibration** (official test digits, {m['calibration']['bins']} equal-width bins): expected
-  calibration error {m['calibration']['ece'] * 100:.2f} %; reliability diagram in `reliability.png`.
+  calibration error {m['calibration']['ece'] * 100:.2f} %, with the softmax temperature
+  {m['calibration'].get('temperature', 1.0):g} fitted on the validation split and built into
+  the graph; reliability diagram in `reliability.png`.
 - **Robustness** (test accuracy when the test digits are perturbed; training/evaluation.py):
 
 | perturbation | accuracy |

@@ -23,6 +23,82 @@ def test_mnist_digit_comes_out_unchanged(test_digits):
         assert np.array_equal(to_model_input(png(digit)), digit.astype(np.float32))
 
 
+def _general_path(data: bytes) -> np.ndarray:
+    """What to_model_input gave before its 28x28 fast path: decode, invert, lay out."""
+    return mnist_layout(ink_on_black(decode(data, 10**7, 10**4)))
+
+
+def _near_misses(digit: np.ndarray) -> list[np.ndarray]:
+    """The digit and the 28x28 greys that sit at each decision of the fast path."""
+    off_centre = np.roll(digit, (3, -3), (0, 1))
+    background_one = digit.copy()
+    background_one[digit == 0] = np.where(np.arange((digit == 0).sum()) % 2, 1, 0)
+    faint = (digit // 9).astype(np.uint8)  # under MIN_INK
+    bordered = digit.copy()
+    bordered[0, :] = 200  # a light border: ink_on_black may invert
+    return [digit, off_centre, background_one, faint, bordered, 255 - digit,
+            np.roll(digit, 2, 0), np.roll(digit, -2, 1)]
+
+
+def _same_as_general_path(data: bytes) -> None:
+    try:
+        expected = _general_path(data)
+    except InputError as exc:
+        with pytest.raises(InputError) as got:
+            to_model_input(data)
+        assert (got.value.status, got.value.message) == (exc.status, exc.message)
+        return
+    assert np.array_equal(to_model_input(data), expected)
+
+
+def test_fast_path_for_28x28_greys_is_exactly_the_general_path(test_digits):
+    """to_model_input takes a shortcut for plain 28x28 grey PNGs already in the MNIST
+    layout (service/preprocess.py fast_model_input): same floats out, same errors, on
+    real digits and on inputs at each of its decisions."""
+    from service.preprocess import fast_model_input
+
+    digits = test_digits[0][:150]
+    taken = sum(fast_model_input(png(d)) is not None for d in digits)
+    assert taken >= 0.95 * len(digits)  # the shortcut is really the common case
+    for digit in digits:
+        for image in _near_misses(digit):
+            _same_as_general_path(png(image))
+
+
+def test_fast_path_gives_damaged_and_unusual_pngs_to_pillow(test_digits):
+    """Byte flips, truncations, extra chunks, filtered rows (Pillow's own PNGs), other
+    sizes and modes: the shortcut answers only what Pillow would answer the same."""
+    from service.preprocess import fast_model_input
+
+    digit = test_digits[0][0]
+    good = png(digit)
+    rng = np.random.default_rng(0)
+    damaged = [good[:n] for n in (8, 20, 33, len(good) // 2, len(good) - 12, len(good) - 1)]
+    for _ in range(300):
+        flipped = bytearray(good)
+        flipped[rng.integers(8, len(good))] ^= 1 << int(rng.integers(8))
+        damaged.append(bytes(flipped))
+    pillow = io.BytesIO()
+    Image.fromarray(digit).save(pillow, "PNG")  # Pillow filters rows: not plain
+    text = io.BytesIO()
+    Image.fromarray(digit).save(text, "PNG", pnginfo=_text_chunk())
+    unusual = [pillow.getvalue(), text.getvalue(), png(np.pad(digit, 1)), png(
+        np.stack([digit] * 3, -1)), good + b"trailing bytes after IEND"]
+    for data in damaged + unusual:
+        _same_as_general_path(data)
+    assert fast_model_input(pillow.getvalue()) is None
+    assert fast_model_input(text.getvalue()) is None
+    assert fast_model_input(good, max_pixels=100) is None  # limits stay open_images' call
+
+
+def _text_chunk():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "a digit")
+    return info
+
+
 @pytest.mark.parametrize("style", sorted(UPLOAD_STYLES))
 def test_upload_styles_land_in_mnist_layout(style, test_digits):
     out = to_model_input(UPLOAD_STYLES[style](test_digits[0][3]))

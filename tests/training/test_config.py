@@ -38,7 +38,9 @@ def test_recipe_records_what_made_the_model():
     r = TrainConfig().recipe()
     assert r["model"]["hidden_sizes"] == [1024] and r["optimizer"] == "adam"
     assert set(r) == {"model", "optimizer", "lr", "schedule", "batch_size", "epochs",
-                      "patience", "augment", "elastic", "stroke", "seed", "dry_run"}
+                      "patience", "augment", "label_smoothing", "calibrate", "seed", "dry_run"}
+    assert r["augment"]["elastic"] == 1.5 and r["model"]["deskew"] is True
+    assert TrainConfig(augment=False).recipe()["augment"] is None
 
 
 def test_unknown_optimizer_or_schedule_is_refused():

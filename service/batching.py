@@ -1,0 +1,41 @@
+"""Adaptive batching of single-image inferences across concurrent requests.
+
+    MNIST_BATCH_MAX_LATENCY_MS=100 bentoml serve service.service:MNISTService
+
+BentoML's own dispatcher (the CORK algorithm behind `@bentoml.api(batchable=True)`):
+it holds each call at most `max_latency_ms`, learns how long a batch takes, and
+releases a batch when waiting longer would not pay. BentoML applies it only to a whole
+batchable endpoint, whose input it parses itself; ours parse their own input
+(service/http_input.py), so the dispatcher wraps just the inference step here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import numpy as np
+from bentoml._internal.marshal.dispatcher import CorkDispatcher
+
+from service.errors import InputError
+
+Infer = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> float32 [N, 10]
+
+
+def _overloaded() -> np.ndarray:
+    # The dispatcher cancels a call it cannot serve within its latency budget.
+    raise InputError(503, "the server is overloaded; retry later")
+
+
+def batched(infer: Infer, max_latency_ms: int,
+            max_batch_size: int = 256) -> Callable[[np.ndarray], Awaitable[np.ndarray]]:
+    """An async version of `infer` for [n, 28, 28] inputs whose concurrent calls share
+    one `infer` call (n is usually 1: one request's image)."""
+
+    async def infer_many(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = infer(np.concatenate(inputs) if len(inputs) > 1 else inputs[0])
+        splits = np.cumsum([len(x) for x in inputs])[:-1]
+        return list(np.split(out, splits))
+
+    dispatcher: CorkDispatcher[np.ndarray, np.ndarray] = CorkDispatcher(
+        max_latency_ms, max_batch_size, fallback=_overloaded, get_batch_size=len)
+    return dispatcher(infer_many)  # type: ignore[return-value]  # our fallback raises

@@ -1,0 +1,51 @@
+"""docs/benchmarks.md is rendered from one run's results: every table, every goal."""
+
+from __future__ import annotations
+
+from benchmarks.render import render
+
+
+def _run(rps: float, failures: int = 0) -> dict:
+    return {"rps": rps, "p50": 10.0, "p99": 20.0, "failures": failures, "requests": 1000}
+
+
+def _results(service_rps: float, failures: int = 0) -> dict:
+    sweep = {f"{ms}:{u}": _run(service_rps * (1.1 if ms else 1.0)) for ms in (0, 100)
+             for u in (1, 8, 32, 128)}
+    return {
+        "meta": {"date": "2026-11-25 12:00 UTC", "machine": "2 cores", "users": 32,
+                 "seconds": 20, "workers": 2, "batch_ms": 100, "soak_seconds": 60,
+                 "wall_s": 400.0},
+        "training": {"seconds": 80.0, "accuracy": 0.99, "epochs": 50},
+        "cold_start_s": 1.7,
+        "ceiling": {"provider": "CPUExecutionProvider", "pipeline_images_per_s": 3000.0,
+                    "pipeline_batch64_images_per_s": 5000.0, "infer_batch1_latency_us": 60.0,
+                    "infer_batch1_images_per_s": 16000.0, "infer_batch256_images_per_s": 6e4,
+                    "preprocess_28_us": 40.0, "pillow_decode_28_us": 30.0},
+        "service": {"predict": _run(service_rps, failures), "predict_batch": _run(70.0),
+                    "predict_pixels": _run(1500.0)},
+        "peer": {"predict": _run(1500.0)},
+        "peer_minimal": {"predict": _run(1800.0)},
+        "sweep": sweep,
+        "workers": {"1": {"predict": _run(1200.0), "rss_mb": [160.0]},
+                    "2": {"predict": _run(1600.0), "rss_mb": [158.0, 161.0]}},
+        "gpu": None,
+    }
+
+
+def test_every_section_and_goal_is_rendered():
+    text = render(_results(1600.0))
+    for heading in ("## Side by side", "## Concurrency, and adaptive batching",
+                    "## Workers and memory", "## Goals", "## GPU"):
+        assert heading in text
+    assert "| minimal peer: FastAPI, Pillow decode + model only | 1800 |" in text
+    assert "| 128 | 1600 | 10 / 20 | 1760 | 10 / 20 | 0 / 0 | 1.10× |" in text
+    assert "| 2 | 1600 | 10 | 20 | 0 | 158 MB, 161 MB |" in text
+    assert "1.33×" in text  # 40 µs of preprocessing over a 30 µs decode
+    assert "**no**" not in text  # 1.07× the peer, 0.89× the minimal one: every goal met
+    assert "No GPU was lent" in text
+
+
+def test_a_missed_goal_is_marked():
+    text = render(_results(1100.0, failures=3))
+    assert text.count("**no**") >= 3  # below the peer, the minimal peer, and failures

@@ -1,0 +1,81 @@
+"""The augmentation levers (training/augment.py): each changes digits the way it says."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from training.augment import Augment, _max3x3, augment
+
+OFF = Augment(degrees=0, scale=0, shift=0, elastic=0)  # every lever off: the identity
+
+
+def _digits(test_digits, n=64) -> torch.Tensor:
+    return torch.as_tensor(test_digits[0][:n], dtype=torch.float32)
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def test_the_affine_jitter_keeps_shape_range_and_moves_pixels():
+    x = torch.zeros(4, 28, 28)
+    x[:, 10:18, 12:16] = 255.0
+    y = augment(x, _gen(), Augment(elastic=0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255.0 + 1e-3
+    assert not torch.allclose(x, y)
+    assert y.sum().item() == pytest.approx(x.sum().item(), rel=0.3)  # ink roughly preserved
+
+
+def test_all_levers_off_is_the_identity(test_digits):
+    x = _digits(test_digits)
+    assert torch.allclose(augment(x, _gen(), OFF), x, atol=1e-3)
+
+
+def test_a_run_is_deterministic_for_its_seed(test_digits):
+    x, heavy = _digits(test_digits), Augment(elastic=2.0, stroke=0.5, shear=0.3, binarize=0.5)
+    assert torch.equal(augment(x, _gen(), heavy), augment(x, _gen(), heavy))
+
+
+@pytest.mark.parametrize("lever", [{"elastic": 2.0}, {"shear": 0.3}, {"stroke": 0.5}])
+def test_each_lever_changes_the_digits_but_keeps_them_digits(test_digits, lever):
+    x = _digits(test_digits)
+    plain, changed = augment(x, _gen(), OFF), augment(x, _gen(), Augment(**{
+        "degrees": 0, "scale": 0, "shift": 0, "elastic": 0, **lever}))
+    assert (changed - plain).abs().mean() > 1.0
+    ratio = changed.sum(dim=(1, 2)) / plain.sum(dim=(1, 2))
+    assert ratio.min() > 0.5 and ratio.max() < 2.0  # ink moved, thickened or thinned
+
+
+def test_stroke_jitter_thickens_some_digits_and_thins_others(test_digits):
+    x = _digits(test_digits)
+    ratio = augment(x, _gen(), replace(OFF, stroke=1.0)).sum(
+        dim=(1, 2)) / x.sum(dim=(1, 2))
+    assert ratio.min() < 0.8 and ratio.max() > 1.2
+
+
+def test_binarize_makes_hard_edged_ink_for_its_share_of_digits(test_digits):
+    x = _digits(test_digits, 256)
+    out = augment(x, _gen(), replace(OFF, binarize=0.5))
+    hard = ((out == 0) | (out == 255)).flatten(1).all(1)
+    assert 0.35 < hard.float().mean() < 0.65
+    always = augment(x, _gen(), replace(OFF, binarize=1.0))
+    assert set(always.unique().tolist()) <= {0.0, 255.0}
+
+
+def test_max3x3_is_a_3x3_max_pool_and_its_min_twin():
+    x = torch.rand(3, 28, 28) * 255
+    pool = F.max_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
+    assert torch.equal(_max3x3(x, 0.0), pool)
+    assert torch.equal(-_max3x3(-x, -255.0),
+                       -F.max_pool2d(-x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1))
+
+
+def test_levers_are_validated():
+    with pytest.raises(ValueError):
+        Augment(elastic=-1)
+    with pytest.raises(ValueError):
+        Augment(binarize=1.5)
