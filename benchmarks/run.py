@@ -59,9 +59,12 @@ def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
 
 
 def start_service(port: int, home: Path, log, workers: int,
-                  batch_ms: int = 0) -> subprocess.Popen:
-    return process.start(port, log, env={"BENTOML_HOME": str(home), "MNIST_WORKERS": str(workers),
-                                         "MNIST_BATCH_MAX_LATENCY_MS": str(batch_ms)})
+                  batch_ms: int | None = None) -> subprocess.Popen:
+    """`bentoml serve` with `workers`, and batching as the service's default unless given."""
+    env = {"BENTOML_HOME": str(home), "MNIST_WORKERS": str(workers)}
+    if batch_ms is not None:
+        env["MNIST_BATCH_MAX_LATENCY_MS"] = str(batch_ms)
+    return process.start(port, log, env=env)
 
 
 def start_peer(port: int, onnx_path: Path, workers: int, log,
@@ -126,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="server worker processes (all servers): the service's default")
     p.add_argument("--sweep-users", type=int, nargs="*", default=[1, 8, 32, 128],
                    help="users of the /predict runs with and without adaptive batching")
-    p.add_argument("--batch-ms", type=int, default=100,
-                   help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs")
+    p.add_argument("--batch-ms", type=int, default=1000,
+                   help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs (a budget under "
+                        "the p99 turns the dispatcher's cancellations into 503s)")
+    p.add_argument("--baseline", type=float, nargs=2, default=[1004, 230],
+                   metavar=("RPS", "P99_MS"),
+                   help="/predict at the sweep's highest user count before issue 13 (tree "
+                        "4478cba, 1 worker, 128 users, this machine, 2026-11-25)")
     p.add_argument("--soak-seconds", type=int, default=60,
                    help="duration of the load before resident memory is read")
     p.add_argument("--output", default="docs/benchmarks.md", help="where the report goes")
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "users": args.users, "seconds": args.seconds, "workers": args.workers,
         "batch_ms": args.batch_ms, "soak_seconds": args.soak_seconds,
+        "baseline_rps": args.baseline[0], "baseline_p99": args.baseline[1],
         "wall_s": time.perf_counter() - started,
     }
     gpu = Path(args.gpu_json)

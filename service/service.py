@@ -192,8 +192,7 @@ class MNISTService:
         self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
         self.engine = load_engine(self.stored, self.settings)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
-        self._infer_one = batched(self.engine.probabilities, self.settings.batch_max_latency_ms) \
-            if self.settings.batch_max_latency_ms else None
+        self._batcher: tuple[asyncio.AbstractEventLoop, Any] | None = None
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
     def model_info(self) -> ModelInfo:
@@ -236,9 +235,15 @@ class MNISTService:
 
     async def _prediction(self, one: np.ndarray) -> Prediction:
         """One image [1, 28, 28]: through the adaptive batcher when it is on."""
-        if self._infer_one is None:
+        budget = self.settings.batch_max_latency_ms
+        if not budget:
             return self._predictions(one)[0]
-        return predictions_from(await self._infer_one(one))[0]
+        # The dispatcher's queue and task belong to one event loop: a worker has one, an
+        # in-process test client may start several.
+        loop = asyncio.get_running_loop()
+        if self._batcher is None or self._batcher[0] is not loop:
+            self._batcher = (loop, batched(self.engine.probabilities, budget))
+        return predictions_from(await self._batcher[1](one))[0]
 
     @bentoml.api(input_spec=ImageInput)
     @renders_input_errors

@@ -15,6 +15,7 @@ def _results(service_rps: float, failures: int = 0) -> dict:
     return {
         "meta": {"date": "2026-11-25 12:00 UTC", "machine": "2 cores", "users": 32,
                  "seconds": 20, "workers": 2, "batch_ms": 100, "soak_seconds": 60,
+                 "baseline_rps": 1000.0, "baseline_p99": 25.0,
                  "wall_s": 400.0},
         "training": {"seconds": 80.0, "accuracy": 0.99, "epochs": 50},
         "cold_start_s": 1.7,
