@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     lambda port, app=app: start_peer(port, onnx_path, n, log, app), users,
                     secs, work, ["predict"])
             results["sweep"] = {}
-            for batch_ms in (0, args.batch_ms):
-                for u in args.sweep_users:
+            for u in args.sweep_users:  # off and on side by side: the machine drifts
+                for batch_ms in (0, args.batch_ms):
                     print(f"/predict, {u} users, batching {batch_ms} ms...", flush=True)
                     results["sweep"][f"{batch_ms}:{u}"] = under_load(
                         lambda port, b=batch_ms: start_service(port, home, log, n, b), u,
