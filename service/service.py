@@ -81,14 +81,26 @@ SETTINGS = _settings_or_refuse()
 INLINE_DECODE_PIXELS = 512 * 512
 
 
+class _NoFields:
+    """What an endpoint's input parses to: nothing (the endpoint reads ctx.request).
+    BentoML builds the endpoint's keyword arguments from `input.model_fields`; on a
+    pydantic instance that attribute is deprecated (2.11) and builds a warning object
+    per request: 3 % of a worker's time under load (docs/performance.md)."""
+
+    model_fields: ClassVar[dict[str, Any]] = {}
+
+
+_NO_FIELDS = _NoFields()
+
+
 class _SelfParsed(bentoml.IODescriptor):
     """An input the endpoint reads from ctx.request itself; documents `doc_model`."""
 
     doc_model: ClassVar[type[BaseModel]]
 
     @classmethod
-    async def from_http_request(cls, request: Any, serde: Any) -> "_SelfParsed":
-        return cls()
+    async def from_http_request(cls, request: Any, serde: Any) -> Any:
+        return _NO_FIELDS
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:

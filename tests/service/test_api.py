@@ -263,3 +263,19 @@ def test_preprocess_returns_exactly_what_the_model_sees(client, test_digits):
 def test_preprocess_refuses_what_predict_refuses(client, kwargs, status):
     _assert_error(client.post("/preprocess", **kwargs), status)
     _assert_error(client.post("/predict", **kwargs), status)
+
+
+def test_a_request_builds_no_deprecation_warning(client, test_digits):
+    """BentoML reads `model_fields` off the parsed input to build keyword arguments; on a
+    pydantic instance that attribute is deprecated (2.11) and builds a warning object per
+    request: 3 % of a worker's time under load (py-spy, docs/performance.md)."""
+    import warnings
+
+    from pydantic import PydanticDeprecatedSince211
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        r = client.post("/predict", files={"image": ("d.png", png(test_digits[0][0]),
+                                                     "image/png")})
+    assert r.status_code == 200
+    assert not [w for w in seen if issubclass(w.category, PydanticDeprecatedSince211)]
