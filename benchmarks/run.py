@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks import ceiling, render
 from clients import server_process as process
-from service.settings import usable_cpus
+from service.settings import Settings, usable_cpus
 
 ROOT = process.ROOT
 
@@ -107,9 +107,8 @@ def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str],
 def worker_rss(pid: int) -> list[float]:
     """Current RSS of the serving workers: the descendants that are not the supervisor
     (BentoML's circus arbiter starts one process per worker, plus helpers that sleep)."""
-    rss = {p: process.rss_mb(p, "VmRSS") for p in process.descendants(pid)}
-    big = sorted((round(mb, 1) for mb in rss.values() if mb > 100), reverse=True)
-    return big
+    rss = (process.rss_mb(p, "VmRSS") for p in process.descendants(pid))
+    return sorted((round(mb, 1) for mb in rss if mb > 100), reverse=True)
 
 
 def machine() -> str:
@@ -129,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="server worker processes (all servers): the service's default")
     p.add_argument("--sweep-users", type=int, nargs="*", default=[1, 8, 32, 128],
                    help="users of the /predict runs with and without adaptive batching")
-    p.add_argument("--batch-ms", type=int, default=1000,
+    p.add_argument("--batch-ms", type=int,
+                   default=Settings.model_fields["batch_max_latency_ms"].default,
                    help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs (a budget under "
                         "the p99 turns the dispatcher's cancellations into 503s)")
     p.add_argument("--baseline", type=float, nargs=2, default=[1004, 230],

@@ -1,6 +1,6 @@
 """Adaptive batching of single-image inferences across concurrent requests.
 
-    MNIST_BATCH_MAX_LATENCY_MS=100 bentoml serve service.service:MNISTService
+    MNIST_BATCH_MAX_LATENCY_MS=1000 bentoml serve service.service:MNISTService  # default
 
 BentoML's own dispatcher (the CORK algorithm behind `@bentoml.api(batchable=True)`):
 it holds each call at most `max_latency_ms`, learns how long a batch takes, and
@@ -11,7 +11,9 @@ batchable endpoint, whose input it parses itself; ours parse their own input
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
@@ -36,6 +38,17 @@ def batched(infer: Infer, max_latency_ms: int,
         splits = np.cumsum([len(x) for x in inputs])[:-1]
         return list(np.split(out, splits))
 
-    dispatcher: CorkDispatcher[np.ndarray, np.ndarray] = CorkDispatcher(
-        max_latency_ms, max_batch_size, fallback=_overloaded, get_batch_size=len)
-    return dispatcher(infer_many)  # type: ignore[return-value]  # our fallback raises
+    # A dispatcher's queue and task belong to one event loop: a worker has one, an
+    # in-process test client may run several in turn. One dispatcher per running loop.
+    current: dict[asyncio.AbstractEventLoop, Callable[[np.ndarray], Awaitable[Any]]] = {}
+
+    async def call(x: np.ndarray) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        if loop not in current:
+            current.clear()
+            dispatcher: CorkDispatcher[np.ndarray, np.ndarray] = CorkDispatcher(
+                max_latency_ms, max_batch_size, fallback=_overloaded, get_batch_size=len)
+            current[loop] = dispatcher(infer_many)
+        return await current[loop](x)  # our fallback raises: never None
+
+    return call

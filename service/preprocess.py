@@ -269,6 +269,19 @@ def fast_model_input(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     return a.astype(np.float32) if a is not None and _layout_as_is(a) else None
 
 
+def fast_model_batch(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
+                     max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray | None:
+    """float32 [N, 28, 28] when every file takes the shortcut (fast_model_input); None
+    otherwise, and the whole request takes the general path (its limits count all files)."""
+    inputs = []
+    for data in files:
+        one = fast_model_input(data, max_pixels, max_side)
+        if one is None:
+            return None
+        inputs.append(one)
+    return np.stack(inputs) if len(inputs) > 1 else inputs[0][None]
+
+
 def to_model_batch(opened: list[Opened]) -> np.ndarray:
     """Opened images (open_images) -> float32 [N, 28, 28]; an error names its image."""
     batch = np.empty((len(opened), SIZE, SIZE), np.float32)

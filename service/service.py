@@ -35,7 +35,7 @@ from service.metrics import RequestMetrics, route_names
 from service.openapi import complete
 from service.preprocess import (
     declared_pixels,
-    fast_model_input,
+    fast_model_batch,
     open_images,
     over_background,
     to_model_batch,
@@ -204,7 +204,8 @@ class MNISTService:
         self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
         self.engine = load_engine(self.stored, self.settings)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
-        self._batcher: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        budget = self.settings.batch_max_latency_ms
+        self._infer_one = batched(self.engine.probabilities, budget) if budget else None
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
     def model_info(self) -> ModelInfo:
@@ -233,9 +234,9 @@ class MNISTService:
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
-        fast = [fast_model_input(f, s.max_pixels, s.max_side) for f in files]
-        if all(x is not None for x in fast):  # plain 28x28 digits: no Pillow needed
-            return np.stack(fast)  # type: ignore[arg-type]
+        fast = fast_model_batch(files, s.max_pixels, s.max_side)
+        if fast is not None:
+            return fast
         opened = open_images(files, s.max_pixels, s.max_side)  # headers only; 413s here
         if declared_pixels(opened) <= INLINE_DECODE_PIXELS:
             return to_model_batch(opened)
@@ -247,15 +248,9 @@ class MNISTService:
 
     async def _prediction(self, one: np.ndarray) -> Prediction:
         """One image [1, 28, 28]: through the adaptive batcher when it is on."""
-        budget = self.settings.batch_max_latency_ms
-        if not budget:
+        if self._infer_one is None:
             return self._predictions(one)[0]
-        # The dispatcher's queue and task belong to one event loop: a worker has one, an
-        # in-process test client may start several.
-        loop = asyncio.get_running_loop()
-        if self._batcher is None or self._batcher[0] is not loop:
-            self._batcher = (loop, batched(self.engine.probabilities, budget))
-        return predictions_from(await self._batcher[1](one))[0]
+        return predictions_from(await self._infer_one(one))[0]
 
     @bentoml.api(input_spec=ImageInput)
     @renders_input_errors

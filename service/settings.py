@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     batch_max_latency_ms: int = Field(
         default=1000, ge=0, description="adaptive batching of single-image inferences "
         "across requests (BentoML's dispatcher): the latency budget, 503 beyond; 0: off "
-        "(+17-21 % req/s from 8 users up, -10 % for one client: docs/benchmarks.md)")
+        "(+17-25 % req/s from 32 users up, none at 8, down to -12 % for one client: "
+        "docs/benchmarks.md)")
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")

@@ -9,8 +9,8 @@ evaluation.py measures the same classes on the test digits):
 
 - affine: rotation, shear, scaling and shift, the classic small jitter;
 - elastic: Simard, Steinkraus & Platt (2003): a smooth random displacement field. Theirs
-  is white noise smoothed by a Gaussian; drawing the field at 4x4 and upsampling it
-  bicubically gives the same smoothness for nothing beside the affine grid;
+  is white noise smoothed by a Gaussian; ours is drawn at 4x4 and upsampled bicubically,
+  a comparably smooth field for one small matmul beside the affine grid;
 - stroke: thicker or thinner strokes, a blend towards a 3x3 grey dilation or erosion;
 - binarize: hard-edged ink with no anti-aliasing, as a mouse or a pen tablet draws.
 """

@@ -43,7 +43,7 @@ class TrainConfig:
     min_delta: float = 1e-4
     augment: bool = True
     augmentation: Augment = field(default_factory=Augment)
-    # Label smoothing: +0.1-0.3 points here; the under-confidence it brings is undone by
+    # Label smoothing: +0.1-0.2 points here; the under-confidence it brings is undone by
     # the fitted temperature (calibrate). See docs/training.md for each lever's figures.
     label_smoothing: float = 0.1
     calibrate: bool = True  # fit a softmax temperature on the validation split

@@ -56,3 +56,12 @@ def test_a_call_over_the_latency_budget_is_a_503():
     results = asyncio.run(main())
     refused = [r for r in results if isinstance(r, InputError)]
     assert refused and all(r.status == 503 for r in refused)
+
+
+def test_one_batcher_serves_successive_event_loops():
+    """A dispatcher belongs to the loop it started on; an in-process client runs one loop
+    per test module, and the service's batcher must answer on each."""
+    infer_one = batched(lambda x: np.zeros((len(x), 10), np.float32), max_latency_ms=10_000)
+    for _ in range(2):
+        out = asyncio.run(asyncio.wait_for(infer_one(np.zeros((1, 28, 28), np.float32)), 5))
+        assert out.shape == (1, 10)
