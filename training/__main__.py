@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden-layer activation")
     g.add_argument("--dropout", type=float, default=m.dropout,
                    help="dropout after each hidden layer")
+    g.add_argument("--stroke-width", type=float, default=m.stroke_width,
+                   help="thicken strokes thinner than this many pixels inside the model "
+                        "(0: off)")
     g.add_argument("--deskew", action=argparse.BooleanOptionalAction, default=m.deskew,
                    help="deskew and centre each digit inside the model (image moments); "
                         "default: on")
@@ -75,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scale", type=float, default=u.scale, help="zoom, 1 ± scale")
     a.add_argument("--shift", type=float, default=u.shift, help="translation, ±pixels")
     a.add_argument("--elastic", type=float, default=u.elastic,
-                   help="elastic warp (Simard et al. 2003), peak pixels")
+                   help="elastic warp (Simard et al. 2003): alpha, pixels")
+    a.add_argument("--elastic-sigma", type=float, default=u.elastic_sigma,
+                   help="elastic warp: the smoothing Gaussian's sigma, pixels")
     a.add_argument("--stroke", type=float, default=u.stroke,
                    help="stroke-width jitter, ± share of a 3x3 dilation or erosion (0-1)")
     a.add_argument("--binarize", type=float, default=u.binarize,
@@ -100,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     opts = vars(args)
     model = MLPConfig(hidden_sizes=tuple(opts.pop("hidden")), activation=opts.pop("activation"),
-                      dropout=opts.pop("dropout"), deskew=opts.pop("deskew"))
+                      dropout=opts.pop("dropout"), stroke_width=opts.pop("stroke_width"),
+                      deskew=opts.pop("deskew"))
     augmentation = Augment(**{k: opts.pop(k) for k in Augment.__dataclass_fields__})
     return TrainConfig(model=model, augmentation=augmentation, **opts)
 

@@ -29,7 +29,8 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
-    best_epoch: int = 0
+    best_epoch: int = 0  # the lowest validation loss
+    kept_epoch: int = 0  # whose weights the model ends with
     stopped_early: bool = False
 
 
@@ -107,7 +108,8 @@ def fit_temperature(model, x, y, batch_size=2048) -> float:
 
 
 def fit(model, train, val, cfg: TrainConfig, device) -> History:
-    """Train with the chosen optimizer and schedule; early-stop on val loss, keep the best."""
+    """Train with the chosen optimizer and schedule. Early-stop on validation loss and then
+    restore its best epoch; a schedule that ran to its end keeps its final weights."""
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     steps = math.ceil(len(train[0]) / cfg.batch_size)
@@ -144,6 +146,14 @@ def fit(model, train, val, cfg: TrainConfig, device) -> History:
                 print(f"early stopping: val loss has not improved for {cfg.patience} epochs; "
                       f"restoring epoch {hist.best_epoch}", flush=True)
                 break
-    if best_state is not None:
+    # A schedule that anneals the rate to ~0 (one-cycle, cosine) ends on the weights it was
+    # designed to reach: keep them. The lowest validation loss is the safety net, restored
+    # when training stopped early or the rate never anneals. On 1,000 validation digits
+    # that minimum is noisy (epochs 37-43 of 50): restoring it cost 0.03-0.13 points of test
+    # accuracy on each of three seeds (docs/training.md).
+    if best_state is not None and (hist.stopped_early or cfg.schedule == "none"):
         model.load_state_dict(best_state)
+        hist.kept_epoch = hist.best_epoch
+    else:
+        hist.kept_epoch = len(hist.train_loss)
     return hist

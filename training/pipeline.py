@@ -183,6 +183,7 @@ def run(cfg: TrainConfig) -> int:
                   "test": len(splits.test_labels), "val_fraction": cfg.val_fraction,
                   "stratified": True},
         "epochs_run": len(hist.train_loss), "best_epoch": hist.best_epoch,
+        "kept_epoch": hist.kept_epoch,
         "stopped_early": hist.stopped_early, "history": vars(hist),
         "train_seconds": round(train_seconds, 2), "device": str(device),
         "parity": parity, "min_accuracy": min_acc, "gates": gates,

@@ -39,7 +39,10 @@ def plot_curves(history, path: Path) -> None:
     ax2.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax1, ax2):
         if history.best_epoch:
-            ax.axvline(history.best_epoch, color="grey", ls="--", lw=1, label="best (kept)")
+            ax.axvline(history.best_epoch, color="grey", ls=":", lw=1,
+                       label="lowest validation loss")
+        if history.kept_epoch:
+            ax.axvline(history.kept_epoch, color="black", ls="--", lw=1, label="kept")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -84,12 +87,15 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
 - **Task**: handwritten digit classification (MNIST), 10 classes.
 - **Architecture**: MLP 784 → {' → '.join(map(str, m['config']['model']['hidden_sizes']))} → 10,
   {m['config']['model']['activation']}, dropout {m['config']['model']['dropout']}{
-    ', deskewing inside the graph' if m['config']['model'].get('deskew') else ''}.
+    ', deskewing inside the graph' if m['config']['model'].get('deskew') else ''}{
+    f", strokes under {m['config']['model']['stroke_width']:g} px thickened inside the graph"
+    if m['config']['model'].get('stroke_width') else ''}.
 - **Data**: {ds['source']} from `{ds['location']}`; {ds['train_size']} training digits
   ({m['split']['train']} train / {m['split']['val']} stratified validation), {ds['test_size']} test.
 - **Test accuracy**: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f}).
 - **Per-class accuracy**: {per_class}.
-- **Training**: {m['epochs_run']} epochs (best {m['best_epoch']}), {m['train_seconds']:.1f} s
+- **Training**: {m['epochs_run']} epochs (kept epoch {m['kept_epoch']}; lowest validation loss
+  at epoch {m['best_epoch']}), {m['train_seconds']:.1f} s
   on {m['device']}; optimizer {m['config']['optimizer']}, schedule {m['config']['schedule']},
   label smoothing {m['config']['label_smoothing']:g}; augmentation: {levers}.
 - **ONNX parity** (ONNX Runtime vs PyTorch, {m['parity']['n']} test digits): argmax agreement

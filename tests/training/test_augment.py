@@ -6,9 +6,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from training.augment import Augment, _max3x3, augment
+from training.augment import Augment, _smoothing, augment
 
 OFF = Augment(degrees=0, scale=0, shift=0, elastic=0)  # every lever off: the identity
 
@@ -36,11 +35,11 @@ def test_all_levers_off_is_the_identity(test_digits):
 
 
 def test_a_run_is_deterministic_for_its_seed(test_digits):
-    x, heavy = _digits(test_digits), Augment(elastic=2.0, stroke=0.5, shear=0.3, binarize=0.5)
+    x, heavy = _digits(test_digits), Augment(elastic=34, stroke=0.5, shear=0.3, binarize=0.5)
     assert torch.equal(augment(x, _gen(), heavy), augment(x, _gen(), heavy))
 
 
-@pytest.mark.parametrize("lever", [{"elastic": 2.0}, {"shear": 0.3}, {"stroke": 0.5}])
+@pytest.mark.parametrize("lever", [{"elastic": 34.0}, {"shear": 0.3}, {"stroke": 0.5}])
 def test_each_lever_changes_the_digits_but_keeps_them_digits(test_digits, lever):
     x = _digits(test_digits)
     plain, changed = augment(x, _gen(), OFF), augment(x, _gen(), Augment(**{
@@ -66,12 +65,30 @@ def test_binarize_makes_hard_edged_ink_for_its_share_of_digits(test_digits):
     assert set(always.unique().tolist()) <= {0.0, 255.0}
 
 
-def test_max3x3_is_a_3x3_max_pool_and_its_min_twin():
-    x = torch.rand(3, 28, 28) * 255
-    pool = F.max_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
-    assert torch.equal(_max3x3(x, 0.0), pool)
-    assert torch.equal(-_max3x3(-x, -255.0),
-                       -F.max_pool2d(-x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1))
+def test_the_elastic_field_is_simards_smoothed_noise():
+    """The smoothing matrix is scipy's Gaussian filter (the robustness class's own)."""
+    import numpy as np
+    from scipy import ndimage
+
+    noise = np.random.default_rng(0).uniform(-1, 1, (28, 28))
+    g = _smoothing(28, 4.0, torch.device("cpu")).double().numpy()
+    assert np.allclose(g @ noise @ g.T, ndimage.gaussian_filter(noise, 4.0), atol=1e-6)
+
+
+def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
+    """Simard's alpha 34, sigma 4 displaces pixels by ~1.4 px (RMS); alpha 17 by half."""
+    x = torch.zeros(256, 28, 28)
+    x[:, :, 14] = 255.0  # a vertical line: its horizontal displacement is visible
+    cols = torch.arange(28.0)
+
+    def rms_shift(alpha: float) -> float:
+        y = augment(x, _gen(), replace(OFF, elastic=alpha))
+        centre = (y * cols).sum(2) / y.sum(2).clamp(min=1e-6)  # per row
+        rows = y.sum(2) > 100  # rows where the line is whole
+        return float(((centre - 14)[rows] ** 2).mean().sqrt())
+
+    assert 0.8 < rms_shift(34.0) < 2.2
+    assert rms_shift(17.0) == pytest.approx(rms_shift(34.0) / 2, rel=0.25)
 
 
 def test_levers_are_validated():

@@ -39,7 +39,8 @@ def test_recipe_records_what_made_the_model():
     assert r["model"]["hidden_sizes"] == [1024] and r["optimizer"] == "adam"
     assert set(r) == {"model", "optimizer", "lr", "schedule", "batch_size", "epochs",
                       "patience", "augment", "label_smoothing", "calibrate", "seed", "dry_run"}
-    assert r["augment"]["elastic"] == 1.5 and r["model"]["deskew"] is True
+    assert r["augment"]["elastic"] == 34.0 and r["augment"]["elastic_sigma"] == 4.0
+    assert r["model"]["deskew"] is True and r["model"]["stroke_width"] == 2.0
     assert TrainConfig(augment=False).recipe()["augment"] is None
 
 

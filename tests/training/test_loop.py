@@ -29,6 +29,53 @@ def test_fit_reads_its_recipe_from_a_train_config_and_learns():
     assert evaluate(model, x, y)[1] > 0.95
 
 
+def _fit_with_scripted_val_loss(monkeypatch, losses, **cfg):
+    """fit() on blobs, with validation losses scripted epoch by epoch; returns the history,
+    the model and each epoch's weights."""
+    import copy
+
+    import training.loop as loop
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 28, 28, generator=g) * 255, torch.arange(64) % 2
+    states: list[dict] = []
+
+    def scripted(model, *_):
+        states.append(copy.deepcopy(model.state_dict()))
+        return losses[len(states) - 1], 0.5, None
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    model = MLP(MLPConfig(hidden_sizes=(8,), dropout=0.0))
+    config = TrainConfig(batch_size=16, lr=1e-2, augment=False, **cfg)
+    return fit(model, (x, y), (x, y), config, torch.device("cpu")), model, states
+
+
+def _same(model, state) -> bool:
+    return all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("schedule,keeps_final", [("onecycle", True), ("cosine", True),
+                                                  ("none", False)])
+def test_a_schedule_run_to_its_end_keeps_its_final_weights(monkeypatch, schedule,
+                                                           keeps_final):
+    """An annealing schedule ends on the weights it was designed to reach; without one,
+    the lowest validation loss (epoch 2 here) is restored."""
+    hist, model, states = _fit_with_scripted_val_loss(
+        monkeypatch, [1.0, 0.5, 0.8, 0.9, 0.95, 0.99], epochs=6, patience=10,
+        schedule=schedule)
+    assert not hist.stopped_early and hist.best_epoch == 2
+    assert hist.kept_epoch == (6 if keeps_final else 2)
+    assert _same(model, states[hist.kept_epoch - 1])
+    assert not _same(model, states[(2 if keeps_final else 6) - 1])
+
+
+def test_early_stopping_restores_the_best_epoch(monkeypatch):
+    hist, model, states = _fit_with_scripted_val_loss(
+        monkeypatch, [1.0, 0.5, 0.8, 0.9, 0.95, 0.99], epochs=6, patience=3)
+    assert hist.stopped_early and len(hist.train_loss) == 5
+    assert hist.kept_epoch == hist.best_epoch == 2 and _same(model, states[1])
+
+
 def test_fit_temperature_undoes_an_over_confident_scale():
     """Logits multiplied by 4 are over-confident: the fitted temperature brings the
     validation NLL down (T near 4 for a model that was calibrated before)."""

@@ -75,3 +75,53 @@ def test_temperature_scales_logits_but_never_the_prediction():
     model.temperature.fill_(2.0)
     assert torch.allclose(model(x), before / 2) and torch.equal(model(x).argmax(1),
                                                                 before.argmax(1))
+
+
+def test_max3x3_is_a_3x3_max_pool_both_ways_and_gives_the_min_twin():
+    import torch.nn.functional as F
+
+    from training.model import max3x3
+
+    x = torch.rand(3, 28, 28) * 255
+    pool = F.max_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
+    assert torch.equal(max3x3(x), pool) and torch.equal(max3x3(x, pooled=True), pool)
+    assert torch.equal(-max3x3(-x), -F.max_pool2d(-x.unsqueeze(1), 3, 1, 1).squeeze(1))
+
+
+def _bars(width: int, n: int = 2) -> torch.Tensor:
+    x = torch.zeros(n, 28, 28)
+    x[:, 12:12 + width, 4:24] = 255.0  # a 20-px stroke `width` pixels wide
+    return x
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_stroke_width_measures_the_width_of_a_stroke(width):
+    from training.model import stroke_width
+
+    # 2 * ink / outline of a 20 x w bar is 20w / (20 + w): within 17 % of w up to 4 px.
+    assert stroke_width(_bars(width)) == pytest.approx(torch.full((2,), float(width)), rel=0.17)
+
+
+def test_thicken_grows_thin_strokes_and_leaves_thick_ones_exactly(test_digits):
+    from training.model import stroke_width, thicken
+
+    thick = _bars(4)
+    assert torch.equal(thicken(thick, 2.0), thick)
+    thin = torch.as_tensor(test_digits[0][:64], dtype=torch.float32)
+    thin = -torch.nn.functional.max_pool2d(-thin.unsqueeze(1), 2, 1).squeeze(1)  # eroded
+    thin = torch.nn.functional.pad(thin, (0, 1, 0, 1))
+    before, after = stroke_width(thin), stroke_width(thicken(thin, 2.0))
+    assert before.mean() < 1.5 and after.mean() > 1.85
+    assert torch.equal(thicken(thin, 2.0), thicken(thin, 2.0, pooled=True))
+    assert torch.isfinite(thicken(torch.zeros(2, 28, 28), 2.0)).all()
+
+
+def test_training_and_eval_forward_agree_without_dropout(test_digits):
+    model = MLP(MLPConfig(hidden_sizes=(32,), dropout=0.0))
+    x = torch.as_tensor(test_digits[0][:16], dtype=torch.float32)
+    assert torch.allclose(model.train()(x), model.eval()(x), atol=1e-5)
+
+
+def test_stroke_width_is_validated():
+    with pytest.raises(ValueError, match="stroke_width"):
+        MLPConfig(stroke_width=-1)
