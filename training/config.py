@@ -39,9 +39,9 @@ class TrainConfig:
     # Early stopping fights the one-cycle schedule: validation loss is noisy around the
     # peak rate and patience 5 stopped runs at epochs 9-12 (96.7 %); with deskewing,
     # patience 10 stopped one at epoch 33 (98.5 % instead of 99.0 %); on 1,000 validation
-    # digits the loss plateaus from epoch ~28 within +-0.005, and patience 20 stopped one
-    # at epoch 48, restoring epoch 28 (-0.13 points). Half the schedule: a net for runs
-    # that really go wrong, not for that noise. docs/training.md.
+    # digits the loss plateaus from epoch ~28 within +-0.005, and patience 20 stopped three
+    # runs at epoch 48, restoring epoch 28. Half the schedule: a net for runs that really
+    # go wrong, not for that noise. docs/training.md.
     patience: int = 25
     min_delta: float = 1e-4
     augment: bool = True

@@ -161,8 +161,9 @@ def thicken(x: torch.Tensor, target: float, pooled: bool = False,
             passes: int = 2) -> torch.Tensor:
     """Grow strokes thinner than `target` pixels towards it: each pass blends each image
     towards its 3x3 dilation (which adds ~2 px of width) by the share it lacks. Thick
-    strokes are left alone: thinning would break the thin parts of a digit. Two passes
-    bring eroded test digits from 1.25 to 2.0 px (one pass: 1.6)."""
+    strokes are left alone: thinning would break the thin parts of a digit. Eroded test
+    digits go from 1.25 px to 1.92-2.04 (10th-90th percentile) in one pass, 2.00-2.04 in
+    two."""
     for _ in range(passes):
         lack = ((target - stroke_width(x)) / 2).clamp(0.0, 1.0)[:, None, None]
         x = x + lack * (max3x3(x, pooled) - x)
