@@ -45,7 +45,7 @@ def render(r: dict) -> str:
     batch_ips = s["predict_batch"]["rps"] * 64
     sw = r["sweep"]
     hi = max(int(k.split(":")[1]) for k in sw)
-    off_hi = sw[f"0:{hi}"]
+    off_hi, on_hi = sw[f"0:{hi}"], sw[f"{m['batch_ms']}:{hi}"]
     fast = c["preprocess_28_us"] / c["pillow_decode_28_us"]
     goals = [
         ("/predict req/s ≥ 1.0× same-work peer (stretch 1.2×)", _ratio(sp["rps"], pp["rps"]),
@@ -56,10 +56,11 @@ def render(r: dict) -> str:
                                            [sp, pp, mp, *sw.values()])),
          not any(x["failures"] for x in [sp, pp, mp, *sw.values()])),
         ("28×28 preprocessing ≤ 1.5× its Pillow decode", f"{fast:.2f}×", fast <= 1.5),
-        (f"/predict at {hi} users ≥ 1.3× before (batching off: {m['baseline_rps']:.0f} req/s, "
+        (f"/predict at {hi} users ≥ 1.3× before ({m['baseline_rps']:.0f} req/s, "
          f"p99 {m['baseline_p99']:.0f} ms), p99 no worse",
-         f"{_ratio(off_hi['rps'], m['baseline_rps'])}, p99 {off_hi['p99']:.0f} ms",
-         off_hi["rps"] >= 1.3 * m["baseline_rps"] and off_hi["p99"] <= m["baseline_p99"]),
+         f"{_ratio(on_hi['rps'], m['baseline_rps'])}, p99 {on_hi['p99']:.0f} ms (batching "
+         f"off: {_ratio(off_hi['rps'], m['baseline_rps'])}, p99 {off_hi['p99']:.0f} ms)",
+         on_hi["rps"] >= 1.3 * m["baseline_rps"] and on_hi["p99"] <= m["baseline_p99"]),
         ("/predict p99 ≤ peer p99", f"{sp['p99']:.0f} vs {pp['p99']:.0f} ms",
          sp["p99"] <= pp["p99"]),
         ("/predict_batch images/s ≥ 0.5× in-process batch ceiling",

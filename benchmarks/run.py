@@ -132,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
                    default=Settings.model_fields["batch_max_latency_ms"].default,
                    help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs (a budget under "
                         "the p99 turns the dispatcher's cancellations into 503s)")
-    p.add_argument("--baseline", type=float, nargs=2, default=[1004, 230],
+    p.add_argument("--baseline", type=float, nargs=2, default=[761, 240],
                    metavar=("RPS", "P99_MS"),
                    help="/predict at the sweep's highest user count before issue 13 (tree "
-                        "4478cba, 1 worker, 128 users, this machine, 2026-11-25)")
+                        "4478cba, its default 1 worker, 128 users, the 2026-12-02 default "
+                        "model, on the Intel Xeon of 2026-12-02; 1004 and 230 on the AMD EPYC "
+                        "of 2026-11-25)")
     p.add_argument("--soak-seconds", type=int, default=60,
                    help="duration of the load before resident memory is read")
     p.add_argument("--output", default="docs/benchmarks.md", help="where the report goes")

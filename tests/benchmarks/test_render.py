@@ -43,6 +43,8 @@ def test_every_section_and_goal_is_rendered():
     assert "| 128 | 1600 | 10 / 20 | 1760 | 10 / 20 | 0 / 0 | 1.10× |" in text
     assert "| 2 | 1600 | 10 | 20 | 0 | 158 MB, 161 MB |" in text
     assert "1.33×" in text  # 40 µs of preprocessing over a 30 µs decode
+    # 128 users against the tree before: the defaults (batching on), and batching off
+    assert "| 1.76×, p99 20 ms (batching off: 1.60×, p99 20 ms) | yes |" in text
     assert "**no**" not in text  # 1.07× the peer, 0.89× the minimal one: every goal met
     assert "No GPU was lent" in text
 
