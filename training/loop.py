@@ -149,7 +149,7 @@ def fit(model, train, val, cfg: TrainConfig, device) -> History:
     # A schedule that anneals the rate to ~0 (one-cycle, cosine) ends on the weights it was
     # designed to reach: keep them. The lowest validation loss is the safety net, restored
     # when training stopped early or the rate never anneals. On 1,000 validation digits
-    # that minimum is noisy (epochs 37-43 of 50): restoring it cost 0.03-0.13 points of test
+    # that minimum is noisy (epochs 37-43 of 50): restoring it cost 0.04-0.13 points of test
     # accuracy on each of three seeds (docs/training.md).
     if best_state is not None and (hist.stopped_early or cfg.schedule == "none"):
         model.load_state_dict(best_state)

@@ -33,8 +33,8 @@ class MLPConfig:
     # fast on CPU here and tolerates augmentation better.
     hidden_sizes: tuple[int, ...] = (1024,)
     activation: str = "relu"
-    # 0.1: the augmentation below already regularises (0.3 cost 0.15 points, 0.05 and 0
-    # stopped early on one seed of two; docs/training.md).
+    # 0.1: the augmentation already regularises (0.3 cost 0.15-0.18 points; 0.05 and 0
+    # swung by 0.2-0.3 points between two seeds; docs/training.md).
     dropout: float = 0.1
     # Thicken strokes thinner than this many pixels inside the model (see thicken(); 0:
     # off): a mouse or a thin pen draws 1-px lines that MNIST's writers never made.

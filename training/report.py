@@ -87,9 +87,9 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
 - **Task**: handwritten digit classification (MNIST), 10 classes.
 - **Architecture**: MLP 784 → {' → '.join(map(str, m['config']['model']['hidden_sizes']))} → 10,
   {m['config']['model']['activation']}, dropout {m['config']['model']['dropout']}{
-    ', deskewing inside the graph' if m['config']['model'].get('deskew') else ''}{
     f", strokes under {m['config']['model']['stroke_width']:g} px thickened inside the graph"
-    if m['config']['model'].get('stroke_width') else ''}.
+    if m['config']['model'].get('stroke_width') else ''}{
+    ', deskewing inside the graph' if m['config']['model'].get('deskew') else ''}.
 - **Data**: {ds['source']} from `{ds['location']}`; {ds['train_size']} training digits
   ({m['split']['train']} train / {m['split']['val']} stratified validation), {ds['test_size']} test.
 - **Test accuracy**: {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f}).
