@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--stroke", type=float, default=u.stroke,
                    help="stroke-width jitter, ± share of a 3x3 dilation or erosion (0-1)")
     a.add_argument("--binarize", type=float, default=u.binarize,
-                   help="probability of hard-edged, mouse-like ink (0-1)")
+                   help="probability of hard-edged ink (0-1)")
+    a.add_argument("--mouse", type=float, default=u.mouse,
+                   help="probability of a thin, hard mouse stroke: binarised, eroded (0-1)")
     r = p.add_argument_group("output and gates")
     r.add_argument("--output-dir", default=c.output_dir, help="where the artifacts go")
     r.add_argument("--min-accuracy", type=float, default=c.min_accuracy,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from benchmarks.render import render
 
 
-def _run(rps: float, failures: int = 0) -> dict:
-    return {"rps": rps, "p50": 10.0, "p99": 20.0, "failures": failures, "requests": 1000}
+def _run(rps: float, failures: int = 0, p99: float = 20.0) -> dict:
+    return {"rps": rps, "p50": 10.0, "p99": p99, "failures": failures, "requests": 1000}
 
 
 def _results(service_rps: float, failures: int = 0) -> dict:
-    sweep = {f"{ms}:{u}": _run(service_rps * (1.1 if ms else 1.0)) for ms in (0, 100)
-             for u in (1, 8, 32, 128)}
+    # Batching off: a p99 (30 ms) worse than the baseline's (25 ms); on: better (20 ms).
+    sweep = {f"{ms}:{u}": _run(service_rps * (1.1 if ms else 1.0), p99=20.0 if ms else 30.0)
+             for ms in (0, 100) for u in (1, 8, 32, 128)}
     return {
         "meta": {"date": "2026-11-25 12:00 UTC", "machine": "2 cores", "users": 32,
                  "seconds": 20, "workers": 2, "batch_ms": 100, "soak_seconds": 60,
@@ -40,11 +41,12 @@ def test_every_section_and_goal_is_rendered():
                     "## Workers and memory", "## Goals", "## GPU"):
         assert heading in text
     assert "| minimal peer: FastAPI, Pillow decode + model only | 1800 |" in text
-    assert "| 128 | 1600 | 10 / 20 | 1760 | 10 / 20 | 0 / 0 | 1.10× |" in text
+    assert "| 128 | 1600 | 10 / 30 | 1760 | 10 / 20 | 0 / 0 | 1.10× |" in text
     assert "| 2 | 1600 | 10 | 20 | 0 | 158 MB, 161 MB |" in text
     assert "1.33×" in text  # 40 µs of preprocessing over a 30 µs decode
     # 128 users against the tree before: the defaults (batching on), and batching off
-    assert "| 1.76×, p99 20 ms (batching off: 1.60×, p99 20 ms) | yes |" in text
+    # (met on the defaults' p99, which the batching-off p99 alone would fail)
+    assert "| 1.76×, p99 20 ms (batching off: 1.60×, p99 30 ms) | yes |" in text
     assert "**no**" not in text  # 1.07× the peer, 0.89× the minimal one: every goal met
     assert "No GPU was lent" in text
 

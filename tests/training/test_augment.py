@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from training.augment import Augment, _smoothing, augment
+from training.augment import Augment, _smoothing, augment, mouse_stroke
 
-OFF = Augment(degrees=0, scale=0, shift=0, elastic=0)  # every lever off: the identity
+OFF = Augment(degrees=0, scale=0, shift=0, elastic=0, mouse=0)  # every lever off: the identity
 
 
 def _digits(test_digits, n=64) -> torch.Tensor:
@@ -42,8 +42,7 @@ def test_a_run_is_deterministic_for_its_seed(test_digits):
 @pytest.mark.parametrize("lever", [{"elastic": 34.0}, {"shear": 0.3}, {"stroke": 0.5}])
 def test_each_lever_changes_the_digits_but_keeps_them_digits(test_digits, lever):
     x = _digits(test_digits)
-    plain, changed = augment(x, _gen(), OFF), augment(x, _gen(), Augment(**{
-        "degrees": 0, "scale": 0, "shift": 0, "elastic": 0, **lever}))
+    plain, changed = augment(x, _gen(), OFF), augment(x, _gen(), replace(OFF, **lever))
     assert (changed - plain).abs().mean() > 1.0
     ratio = changed.sum(dim=(1, 2)) / plain.sum(dim=(1, 2))
     assert ratio.min() > 0.5 and ratio.max() < 2.0  # ink moved, thickened or thinned
@@ -91,8 +90,32 @@ def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
     assert rms_shift(17.0) == pytest.approx(rms_shift(34.0) / 2, rel=0.25)
 
 
+def test_mouse_stroke_is_the_robustness_class_recipe(test_digits):
+    import numpy as np
+
+    from training.evaluation import _mouse
+
+    x = test_digits[0][:300].astype(np.float32)
+    expected = np.stack([_mouse(d, np.random.default_rng(0)) for d in x])
+    assert np.array_equal(mouse_stroke(torch.as_tensor(x)).numpy(), expected)
+
+
+def test_the_mouse_lever_thins_its_share_of_digits_to_hard_lines(test_digits):
+    x = _digits(test_digits, 256)
+    out = augment(x, _gen(), replace(OFF, mouse=0.5))
+    hard = ((out == 0) | (out == 255)).flatten(1).all(1)
+    assert 0.35 < hard.float().mean() < 0.65
+    assert out[hard].sum() < 0.8 * x[hard].sum()  # thinner than the digits they were
+    assert torch.allclose(out[~hard], x[~hard], atol=1e-3)  # the others untouched
+
+
 def test_levers_are_validated():
     with pytest.raises(ValueError):
         Augment(elastic=-1)
     with pytest.raises(ValueError):
         Augment(binarize=1.5)
+    with pytest.raises(ValueError, match="mouse"):
+        Augment(mouse=2)
+    with pytest.raises(ValueError, match="elastic_sigma"):
+        Augment(elastic=34, elastic_sigma=0)
+    assert Augment(elastic=0, elastic_sigma=0).elastic == 0  # off needs no sigma

@@ -40,6 +40,7 @@ def test_recipe_records_what_made_the_model():
     assert set(r) == {"model", "optimizer", "lr", "schedule", "batch_size", "epochs",
                       "patience", "augment", "label_smoothing", "calibrate", "seed", "dry_run"}
     assert r["augment"]["elastic"] == 34.0 and r["augment"]["elastic_sigma"] == 4.0
+    assert r["augment"]["mouse"] == 0.1
     assert r["model"]["deskew"] is True and r["model"]["stroke_width"] == 2.0
     assert TrainConfig(augment=False).recipe()["augment"] is None
 

@@ -69,6 +69,20 @@ def test_a_schedule_run_to_its_end_keeps_its_final_weights(monkeypatch, schedule
     assert not _same(model, states[(2 if keeps_final else 6) - 1])
 
 
+def test_patience_running_out_on_the_last_epoch_is_not_an_early_stop(monkeypatch):
+    hist, model, states = _fit_with_scripted_val_loss(
+        monkeypatch, [1.0, 0.5, 0.8, 0.9, 0.95, 0.99], epochs=6, patience=4)
+    assert not hist.stopped_early and hist.kept_epoch == 6 and _same(model, states[5])
+
+
+@pytest.mark.parametrize("last", [float("nan"), float("inf"), 1.2])
+def test_a_run_that_ends_gone_wrong_restores_its_best_epoch(monkeypatch, last):
+    """The last validation loss not finite, or over twice the best: the safety net."""
+    hist, model, states = _fit_with_scripted_val_loss(
+        monkeypatch, [1.0, 0.5, 0.6, 0.7, 0.9, last], epochs=6, patience=10)
+    assert not hist.stopped_early and hist.kept_epoch == 2 and _same(model, states[1])
+
+
 def test_early_stopping_restores_the_best_epoch(monkeypatch):
     hist, model, states = _fit_with_scripted_val_loss(
         monkeypatch, [1.0, 0.5, 0.8, 0.9, 0.95, 0.99], epochs=6, patience=3)

@@ -125,3 +125,35 @@ def test_training_and_eval_forward_agree_without_dropout(test_digits):
 def test_stroke_width_is_validated():
     with pytest.raises(ValueError, match="stroke_width"):
         MLPConfig(stroke_width=-1)
+
+
+def test_the_slant_is_measured_on_the_pixels_as_sent(monkeypatch):
+    """deskew takes its moments from the input, not from the thickened pixels: whole
+    numbers, so PyTorch and onnxruntime sum them exactly (tests/training/test_export.py)."""
+    import training.model as model_module
+
+    seen = {}
+    real = model_module.deskew
+
+    def spy(x, moments_of=None):
+        seen.update(x=x, moments_of=moments_of)
+        return real(x, moments_of=moments_of)
+
+    monkeypatch.setattr(model_module, "deskew", spy)
+    pixels = torch.zeros(1, 28, 28)
+    pixels[0, 8:20, 13] = 255.0  # a 1-px stroke: thickened before the deskew
+    MLP(MLPConfig(hidden_sizes=(8,))).eval()(pixels)
+    assert seen["moments_of"] is pixels and not torch.equal(seen["x"], pixels)
+
+
+def test_deskew_moments_of_another_image_move_the_ink_by_its_centre():
+    from training.model import deskew
+
+    x = torch.zeros(1, 28, 28)
+    x[0, 10:18, 12:16] = 255.0
+    shifted = torch.roll(x, shifts=3, dims=2)  # its centre of mass 3 px to the right
+    assert torch.equal(deskew(x, moments_of=x), deskew(x))
+    moved = deskew(x, moments_of=shifted)
+    cols = torch.arange(28.0)
+    assert (moved.sum(1) @ cols / moved.sum()).item() == pytest.approx(
+        (deskew(x).sum(1) @ cols / deskew(x).sum()).item() - 3, abs=0.2)

@@ -1,0 +1,25 @@
+"""The ONNX export (training/export.py): one file, the contract, parity with PyTorch."""
+
+from __future__ import annotations
+
+import onnx
+import torch
+
+from core.contract import CONTRACT
+from training.export import check_parity, export_onnx
+from training.model import MLP, MLPConfig
+
+
+def test_the_default_graph_is_faithful_and_pools_with_maxpool(tmp_path, test_digits):
+    torch.manual_seed(0)
+    model = MLP(MLPConfig(hidden_sizes=(64,))).eval()
+    model.temperature.fill_(0.5)  # sharpens, as fitted temperatures do: differences too
+    path = export_onnx(model, tmp_path / "model.onnx", {"note": "test"})
+    proto = onnx.load(str(path))
+    ops = [n.op_type for n in proto.graph.node]
+    # The thickening's dilations are one MaxPool each (two passes), not ~20 small nodes.
+    assert ops.count("MaxPool") == 2 and "GridSample" in ops
+    assert [i.name for i in proto.graph.input] == [CONTRACT.input_name]
+    assert {p.key: p.value for p in proto.metadata_props}["note"] == "test"
+    parity = check_parity(model, path, test_digits[0][:500])
+    assert parity["argmax_agreement"] == 1.0 and parity["max_abs_logit_diff"] < 1e-4
