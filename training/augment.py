@@ -70,9 +70,8 @@ def _centres(h: int, w: int, device: torch.device) -> torch.Tensor:
 def _smoothing(n: int, sigma: float, device: torch.device) -> torch.Tensor:
     """scipy's 1-D Gaussian filter (reflecting borders) as an [n, n] matrix G: G @ U @ G.T
     is gaussian_filter(U, sigma) for an [n, n] U: two small matmuls per field."""
-    eye = np.eye(n)
-    return torch.as_tensor(ndimage.gaussian_filter1d(eye, sigma, axis=0), dtype=torch.float32,
-                           device=device)
+    return torch.as_tensor(ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0),
+                           dtype=torch.float32, device=device)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, aug: Augment) -> torch.Tensor:
