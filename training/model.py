@@ -131,19 +131,17 @@ class MLP(nn.Module):
 
 def max3x3(x: torch.Tensor, pooled: bool = False) -> torch.Tensor:
     """The 3x3 maximum filter of [B, H, W] (a grey dilation), as a 3x3 max-pool with
-    stride 1 computes it. pooled=False takes nine shifted views: the same numbers, 7x
-    faster than max_pool2d for 28x28 images on a CPU; pooled=True is one ONNX MaxPool
-    node instead of ~20 (each a few microseconds at batch 1 in onnxruntime)."""
+    stride 1 computes it. pooled=False takes the maximum of three shifted rows, then of
+    three shifted columns (a maximum is exact in any order, so the same numbers): ~10x
+    faster than max_pool2d for 28x28 images on a CPU; pooled=True is one ONNX MaxPool node
+    instead of ~10 (each a few microseconds at batch 1 in onnxruntime)."""
     if pooled:
         return F.max_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
     h, w = x.shape[1:]
-    p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
-    out = p[:, 1:h + 1, 1:w + 1]
-    for dy in range(3):
-        for dx in range(3):
-            if dy != 1 or dx != 1:
-                out = torch.maximum(out, p[:, dy:dy + h, dx:dx + w])
-    return out
+    p = F.pad(x, (0, 0, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(p[:, :h], p[:, 1:h + 1]), p[:, 2:])
+    p = F.pad(rows, (1, 1), value=float("-inf"))
+    return torch.maximum(torch.maximum(p[:, :, :w], p[:, :, 1:w + 1]), p[:, :, 2:])
 
 
 def stroke_width(x: torch.Tensor) -> torch.Tensor:
@@ -179,13 +177,15 @@ def deskew(x: torch.Tensor, moments_of: torch.Tensor | None = None) -> torch.Ten
     m = x if moments_of is None else moments_of
     rows = torch.arange(h, dtype=x.dtype, device=x.device)
     cols = torch.arange(w, dtype=x.dtype, device=x.device)
-    mass = m.sum(dim=(1, 2)).clamp(min=1e-3)
-    cy = (m.sum(2) @ rows) / mass
+    row_mass = m.sum(2)  # [B, H]
+    mass = row_mass.sum(1).clamp(min=1e-3)
+    cy = (row_mass @ rows) / mass
     cx = (m.sum(1) @ cols) / mass
     dy = rows[None, :] - cy[:, None]  # [B, H]
     dx = cols[None, :] - cx[:, None]  # [B, W]
-    mu11 = torch.einsum("bij,bi,bj->b", m, dy, dx) / mass
-    mu02 = torch.einsum("bij,bi->b", m, dy * dy) / mass
+    # dy.T m dx and sum_i row_mass_i dy_i^2: 5x faster than einsum on a CPU.
+    mu11 = (dy[:, None, :] @ m @ dx[:, :, None]).view(b) / mass
+    mu02 = (row_mass * dy * dy).sum(1) / mass
     alpha = (mu11 / mu02.clamp(min=1e-3)).clamp(-1.0, 1.0)
     # grid_sample coordinates (align_corners=False): u = (col - (w-1)/2) / (w/2).
     # Output (u, v) samples input u + alpha * v' + tx, v + ty, where v' is v in the

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from training.augment import Augment, _smoothing, augment, mouse_stroke
+from training.augment import Augment, affine_grid, augment, elastic_field, mouse_stroke
 
 OFF = Augment(degrees=0, scale=0, shift=0, elastic=0, mouse=0)  # every lever off: the identity
 
@@ -65,13 +66,34 @@ def test_binarize_makes_hard_edged_ink_for_its_share_of_digits(test_digits):
 
 
 def test_the_elastic_field_is_simards_smoothed_noise():
-    """The smoothing matrix is scipy's Gaussian filter (the robustness class's own)."""
+    """The low-rank draw gives the robustness class's field (evaluation._elastic: uniform
+    noise through scipy's Gaussian filter): the same RMS in the middle and at the
+    reflecting border, the same correlation 4 px apart, the same tails (kurtosis)."""
     import numpy as np
     from scipy import ndimage
 
-    noise = np.random.default_rng(0).uniform(-1, 1, (28, 28))
-    g = _smoothing(28, 4.0, torch.device("cpu")).double().numpy()
-    assert np.allclose(g @ noise @ g.T, ndimage.gaussian_filter(noise, 4.0), atol=1e-6)
+    n = 3000
+    rng = np.random.default_rng(0)
+    scipy_fields = np.stack([ndimage.gaussian_filter(rng.uniform(-1, 1, (28, 28)), 4.0)
+                             for _ in range(n)])
+    ours = elastic_field(n, 28, 4.0, _gen(), torch.device("cpu")).view(n, 28, 28).double()
+
+    def stats(f: np.ndarray) -> list[float]:
+        rms = np.sqrt((f ** 2).mean(0))
+        corr = (f[:, :, :-4] * f[:, :, 4:]).mean() / (f ** 2).mean()
+        kurtosis = ((f / f.std()) ** 4).mean()
+        return [rms[10:18, 10:18].mean(), rms[0, 0], corr, kurtosis]
+
+    assert stats(ours.numpy()) == pytest.approx(stats(scipy_fields), rel=0.04)
+    # and it is random per digit, not one field for all
+    assert ours[0].sub(ours[1]).abs().max() > 1e-3
+
+
+def test_affine_grid_is_torchs():
+    theta = torch.randn(5, 2, 3, generator=_gen())
+    gx, gy = affine_grid(theta, 28, 28)
+    ref = F.affine_grid(theta, [5, 1, 28, 28], align_corners=False).view(5, 784, 2)
+    assert torch.allclose(torch.stack([gx, gy], -1), ref, atol=1e-5)
 
 
 def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
