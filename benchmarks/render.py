@@ -39,6 +39,20 @@ def _workers(r: dict) -> list[str]:
     return lines + [""]
 
 
+def _model_goals(t: dict) -> list[tuple[str, str, bool]]:
+    """Issue 12's goals for the default training command: accuracy in time, calibration,
+    robustness (the figures of its metrics.json)."""
+    return [
+        ("default training: test accuracy ≥ 99.0 % in ≤ 90 s wall",
+         f"{t['accuracy'] * 100:.2f} % in {t['seconds']:.0f} s",
+         t["accuracy"] >= 0.99 and t["seconds"] <= 90),
+        ("calibration: ECE ≤ 1 %", f"{t['ece'] * 100:.2f} %", t["ece"] <= 0.01),
+        ("robustness: every perturbation class ≥ 97 %",
+         f"worst {t['worst_accuracy'] * 100:.1f} % ({t['worst_class']})",
+         t["worst_accuracy"] >= 0.97),
+    ]
+
+
 def render(r: dict) -> str:
     m, s, peer, c = r["meta"], r["service"], r["peer"], r["ceiling"]
     sp, pp, mp = s["predict"], peer["predict"], r["peer_minimal"]["predict"]
@@ -67,6 +81,7 @@ def render(r: dict) -> str:
          _ratio(batch_ips, c["pipeline_batch64_images_per_s"]),
          batch_ips >= 0.5 * c["pipeline_batch64_images_per_s"]),
         ("cold start ≤ 5 s", f"{r['cold_start_s']:.1f} s", r["cold_start_s"] <= 5),
+        *_model_goals(r["training"]),
     ]
     lines = [
         "# Benchmarks",

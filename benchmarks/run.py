@@ -54,8 +54,11 @@ def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
                     str(out)], cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
                    check=True, capture_output=True)
     metrics = json.loads((out / "metrics.json").read_text())
+    robustness = metrics["robustness"]
+    worst = min(robustness, key=robustness.__getitem__)
     return {"seconds": time.perf_counter() - t0, "accuracy": metrics["test_accuracy"],
-            "epochs": metrics["epochs_run"]}
+            "epochs": metrics["epochs_run"], "ece": metrics["calibration"]["ece"],
+            "worst_class": worst, "worst_accuracy": robustness[worst]}
 
 
 def start_service(port: int, home: Path, log, workers: int,

@@ -45,52 +45,59 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict
     return {"ece": round(float(ece), 5), "bins": bins, "reliability": rows}
 
 
-def _each(images: np.ndarray, rng: np.random.Generator,
-          one: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> np.ndarray:
-    out = np.empty_like(images, dtype=np.float32)
-    for i, img in enumerate(images.astype(np.float32)):
-        out[i] = one(img, rng)
-    return out
+# Each class changes a batch of images [N, 28, 28] (float32, 0-255) as if digit by digit:
+# one draw per digit, in digit order, so the numbers are those of a per-digit loop with the
+# same generator (tests check it to the bit), in about half its time: scipy's filters run
+# over the whole batch, and never mix two digits (the batch axis has size 1 or sigma 0).
+Perturb = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _affine(img: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a 2x2 matrix about the image centre."""
-    centre = (np.array(img.shape) - 1) / 2
-    return ndimage.affine_transform(img, matrix, offset=centre - matrix @ centre, order=1)
+def _affine(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Apply one 2x2 matrix [N, 2, 2] per image about the image centre. Digit by digit:
+    affine_transform on one image is faster than map_coordinates on the batch."""
+    centre = (np.array(images.shape[1:]) - 1) / 2
+    return np.stack([ndimage.affine_transform(img, m, offset=centre - m @ centre, order=1)
+                     for img, m in zip(images, matrices, strict=True)])
 
 
-def _rotate(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    a = np.deg2rad(rng.uniform(-15, 15))
-    return _affine(img, np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]))
+def _rotate(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    a = np.deg2rad(rng.uniform(-15, 15, len(images)))
+    cos, sin = np.cos(a), np.sin(a)
+    return _affine(images, np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1))
 
 
-def _shear(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return _affine(img, np.array([[1.0, 0.0], [rng.uniform(-0.3, 0.3), 1.0]]))
+def _shear(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    k = rng.uniform(-0.3, 0.3, len(images))
+    one, zero = np.ones_like(k), np.zeros_like(k)
+    return _affine(images, np.stack([np.stack([one, zero], 1), np.stack([k, one], 1)], 1))
 
 
-def _elastic(img: np.ndarray, rng: np.random.Generator, alpha: float = 34.0,
+def _elastic(images: np.ndarray, rng: np.random.Generator, alpha: float = 34.0,
              sigma: float = 4.0) -> np.ndarray:
     """Simard et al. (2003): a random displacement field, smoothed, scaled."""
-    dy, dx = (ndimage.gaussian_filter(rng.uniform(-1, 1, img.shape), sigma) * alpha
-              for _ in range(2))
-    yy, xx = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
-    return ndimage.map_coordinates(img, [yy + dy, xx + dx], order=1)
+    noise = rng.uniform(-1, 1, (len(images), 2, 28, 28))  # per digit: dy, then dx
+    dy, dx = np.moveaxis(ndimage.gaussian_filter(noise, (0, 0, sigma, sigma)) * alpha, 1, 0)
+    rows, cols = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
+    # One 3-D call: the batch coordinate is a whole number, so no digit mixes with another.
+    n = np.broadcast_to(np.arange(len(images), dtype=float)[:, None, None], dy.shape)
+    return ndimage.map_coordinates(images, [n, rows + dy, cols + dx], order=1)
 
 
-def _mouse(img: np.ndarray, _: np.random.Generator) -> np.ndarray:
+def _mouse(images: np.ndarray, _: np.random.Generator) -> np.ndarray:
     """A thin, hard-edged stroke with no anti-aliasing, as a mouse draws on a small canvas."""
-    ink = img > 127
-    thin = ndimage.binary_erosion(ink)
-    return (thin if thin.sum() >= 0.3 * ink.sum() else ink).astype(np.float32) * 255
+    ink = images > 127
+    thin = ndimage.binary_erosion(ink, ndimage.generate_binary_structure(2, 1)[None])
+    kept = thin.sum((1, 2)) >= 0.3 * ink.sum((1, 2))
+    return np.where(kept[:, None, None], thin, ink).astype(np.float32) * 255
 
 
-PERTURBATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
-    "thicker strokes (grey dilation 2x2)": lambda x, _: ndimage.grey_dilation(x, size=(2, 2)),
-    "thinner strokes (grey erosion 2x2)": lambda x, _: ndimage.grey_erosion(x, size=(2, 2)),
+PERTURBATIONS: dict[str, Perturb] = {
+    "thicker strokes (grey dilation 2x2)": lambda x, _: ndimage.grey_dilation(x, (1, 2, 2)),
+    "thinner strokes (grey erosion 2x2)": lambda x, _: ndimage.grey_erosion(x, (1, 2, 2)),
     "rotation (uniform +-15 deg)": _rotate,
     "shear (uniform +-0.3)": _shear,
     "elastic warp (alpha 34, sigma 4)": _elastic,
-    "slight blur (Gaussian sigma 0.7)": lambda x, _: ndimage.gaussian_filter(x, 0.7),
+    "slight blur (Gaussian sigma 0.7)": lambda x, _: ndimage.gaussian_filter(x, (0, 0.7, 0.7)),
     "thin mouse stroke (binarised, eroded)": _mouse,
 }
 
@@ -100,7 +107,7 @@ def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray,
     """Accuracy on the clean test digits and under each perturbation class."""
     table = {"clean": float((predict(images).argmax(1) == labels).mean())}
     for name, one in PERTURBATIONS.items():
-        changed = np.clip(_each(images, np.random.default_rng(seed), one), 0, 255)
+        changed = np.clip(one(images.astype(np.float32), np.random.default_rng(seed)), 0, 255)
         table[name] = float((predict(changed).argmax(1) == labels).mean())
     return {k: round(v, 4) for k, v in table.items()}
 

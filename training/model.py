@@ -61,8 +61,12 @@ class MLPConfig:
 
 class Dropout(nn.Module):
     """nn.Dropout's semantics with a mask drawn by torch.rand: 2.5x cheaper on CPU than
-    its bernoulli sampling, which cost an eighth of each training step here. Identity in
-    eval mode, so the exported graph has no trace of it."""
+    its bernoulli sampling, which cost an eighth of each training step here. The mask is
+    made in place as floats already scaled, so forward and backward are one multiply
+    each (x * bool * scale converts a boolean mask twice): with the ReLU, forward and
+    backward of 128 x 1024 take 0.9 ms instead of 2.2 in isolation, 0.2-0.6 ms less in
+    a whole training step. The same draws, so the same numbers. Identity in eval mode,
+    so the exported graph has no trace of it."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -71,7 +75,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device)
+        return x * keep.ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 class MLP(nn.Module):
@@ -118,9 +123,9 @@ class MLP(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels
         if self.config.stroke_width > 0:
-            # Eval mode (and so the exported graph) pools with one MaxPool node per pass;
-            # training takes the equal but faster shifted maxima (max3x3).
-            x = thicken(x, self.config.stroke_width, pooled=not self.training)
+            # The exported graph pools with one MaxPool node per pass; PyTorch, training
+            # or not, takes the equal but faster shifted maxima (max3x3).
+            x = thicken(x, self.config.stroke_width, pooled=torch.onnx.is_in_onnx_export())
         if self.config.deskew:
             # The slant and centre are measured on the pixels as sent: whole numbers for
             # digits, whose sums are exact in float32 in any order, so PyTorch and

@@ -18,7 +18,9 @@ def _results(service_rps: float, failures: int = 0) -> dict:
                  "seconds": 20, "workers": 2, "batch_ms": 100, "soak_seconds": 60,
                  "baseline_rps": 1000.0, "baseline_p99": 25.0,
                  "wall_s": 400.0},
-        "training": {"seconds": 80.0, "accuracy": 0.99, "epochs": 50},
+        "training": {"seconds": 80.0, "accuracy": 0.99, "epochs": 50, "ece": 0.004,
+                     "worst_class": "elastic warp (alpha 34, sigma 4)",
+                     "worst_accuracy": 0.975},
         "cold_start_s": 1.7,
         "ceiling": {"provider": "CPUExecutionProvider", "pipeline_images_per_s": 3000.0,
                     "pipeline_batch64_images_per_s": 5000.0, "infer_batch1_latency_us": 60.0,
@@ -54,3 +56,15 @@ def test_every_section_and_goal_is_rendered():
 def test_a_missed_goal_is_marked():
     text = render(_results(1100.0, failures=3))
     assert text.count("**no**") >= 3  # below the peer, the minimal peer, and failures
+
+
+def test_the_training_goals_are_issue_12s():
+    results = _results(1600.0)
+    text = render(results)
+    assert "| default training: test accuracy ≥ 99.0 % in ≤ 90 s wall | 99.00 % in 80 s | yes |" \
+        in text
+    assert "| calibration: ECE ≤ 1 % | 0.40 % | yes |" in text
+    results["training"].update(seconds=150.0, worst_accuracy=0.955)
+    text = render(results)
+    assert "| 99.00 % in 150 s | **no** |" in text
+    assert "| worst 95.5 % (elastic warp (alpha 34, sigma 4)) | **no** |" in text

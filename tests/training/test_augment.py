@@ -118,7 +118,7 @@ def test_mouse_stroke_is_the_robustness_class_recipe(test_digits):
     from training.evaluation import _mouse
 
     x = test_digits[0][:300].astype(np.float32)
-    expected = np.stack([_mouse(d, np.random.default_rng(0)) for d in x])
+    expected = _mouse(x, np.random.default_rng(0))
     assert np.array_equal(mouse_stroke(torch.as_tensor(x)).numpy(), expected)
 
 

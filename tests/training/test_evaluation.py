@@ -31,11 +31,23 @@ def test_a_calibrated_model_has_no_error_and_an_overconfident_one_does():
 
 
 def test_every_perturbation_changes_the_digits_but_not_their_shape(test_digits):
-    x = test_digits[0][:20]
+    x = test_digits[0][:20].astype(np.float32)
     for name, one in PERTURBATIONS.items():
-        changed = one(x[0].astype(np.float32), np.random.default_rng(0))
-        assert changed.shape == (28, 28), name
-        assert not np.allclose(changed, x[0]), name
+        changed = one(x, np.random.default_rng(0))
+        assert changed.shape == x.shape, name
+        assert all(not np.allclose(c, d) for c, d in zip(changed, x, strict=True)), name
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_a_batch_is_changed_as_digit_by_digit_with_the_same_generator(test_digits, name):
+    """Each class changes a whole batch at once: the same numbers, to the bit, as changing
+    one digit at a time from the same generator (no filter mixes two digits, and each
+    digit gets its own draws, in order)."""
+    x = test_digits[0][:40].astype(np.float32)
+    one = PERTURBATIONS[name]
+    rng = np.random.default_rng(7)
+    by_digit = np.concatenate([one(d[None], rng) for d in x])
+    assert np.array_equal(one(x, np.random.default_rng(7)), by_digit)
 
 
 def test_the_table_is_deterministic_and_has_every_class(test_digits):

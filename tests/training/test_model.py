@@ -157,3 +157,20 @@ def test_deskew_moments_of_another_image_move_the_ink_by_its_centre():
     cols = torch.arange(28.0)
     assert (moved.sum(1) @ cols / moved.sum()).item() == pytest.approx(
         (deskew(x).sum(1) @ cols / deskew(x).sum()).item() - 3, abs=0.2)
+
+
+def test_dropout_drops_its_share_scales_the_rest_and_routes_the_gradient():
+    from training.model import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.full((64, 1024), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    out = drop(x)
+    kept = out != 0
+    assert 0.73 < kept.float().mean() < 0.77
+    assert torch.equal(out[kept], torch.full_like(out[kept], 2.0 / 0.75))
+    out.sum().backward()
+    assert torch.equal(x.grad, kept.float() / 0.75)  # zero where dropped, 1/(1-p) elsewhere
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), out)  # the mask is the global generator's: seeded runs repeat
+    assert drop.eval()(x) is x
