@@ -12,6 +12,7 @@ mistake, so it never sees an InputError.
 from __future__ import annotations
 
 import functools
+import reprlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -33,6 +34,21 @@ class InputError(ValueError):
 
     def __str__(self) -> str:  # the message as amended (e.g. by about_image), not as raised
         return self.message
+
+
+# What an error message shows of a client's value: enough to recognise it, never the
+# megabyte a client sent (an error must not cost more than the request that caused it).
+ECHO_CHARS = 64
+_ECHO = reprlib.Repr()
+_ECHO.maxstring = _ECHO.maxother = _ECHO.maxlong = ECHO_CHARS
+_ECHO.maxlist = _ECHO.maxdict = 8
+_ECHO.maxlevel = 3
+
+
+def echo(value: object) -> str:
+    """A client's value as an error message shows it: its repr, cut to ECHO_CHARS."""
+    text = _ECHO.repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 3] + "..."
 
 
 def busy(retry_after_s: int = 1) -> InputError:

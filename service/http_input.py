@@ -21,7 +21,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from service.errors import InputError
+from core.contract import CONTRACT
+from service.errors import InputError, echo
 from service.schemas import PixelsRequest
 
 
@@ -68,20 +69,35 @@ async def _body_deadline(seconds: float) -> AsyncIterator[None]:
 def _check_declared_length(request: Request, limit: int, what: str | None = None) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise InputError(400, "invalid Content-Length header")
-        if int(declared) > limit:  # refuse before reading a byte
-            raise InputError(413, f"request body of {declared} bytes is "
-                                  f"{_over(limit, what)}")
-        if int(declared) == 0:
+        # Past 18 digits it is over any limit (and int() refuses 4,300 digits).
+        length = int(declared) if len(declared) <= 18 else limit + 1
+        if length > limit:  # refuse before reading a byte
+            shown = declared if len(declared) <= 18 else "over 10^18"
+            raise InputError(413, f"request body of {shown} bytes is {_over(limit, what)}")
+        if length == 0:
             raise InputError(400, "the request body is empty")
+
+
+# The longest way a client writes one JSON number of ours, separator included: a float32
+# as a double's repr ("1.1754943508222875e-38, "). With 64 KiB for the JSON around the
+# data, json_limit(n) holds any valid body of n numbers: a larger body is refused before it
+# is read, since parsing JSON holds the GIL and stalls the event loop (tests/security).
+BYTES_PER_VALUE = 24
+JSON_SLACK = 64 * 1024
+
+
+def json_limit(values: int) -> int:
+    """The largest body a valid JSON request of `values` numbers can need, in bytes."""
+    return values * BYTES_PER_VALUE + JSON_SLACK
 
 
 async def read_json_body(request: Request, limit: int, timeout: float = 10,
                          what: str | None = None) -> bytes:
     """The whole JSON body; `what` names the limit in a 413 ("over the N-byte limit")."""
     if media_type(request) not in ("application/json", ""):
-        raise InputError(415, f"expected application/json, got {media_type(request)}")
+        raise InputError(415, f"expected application/json, got {echo(media_type(request))}")
     _check_declared_length(request, limit, what)
     async with _body_deadline(timeout):
         body = b"".join([c async for c in _limited(request, limit, what)])
@@ -91,8 +107,11 @@ async def read_json_body(request: Request, limit: int, timeout: float = 10,
 
 
 async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.ndarray:
-    """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise)."""
-    body = await read_json_body(request, limit, timeout)
+    """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise).
+    A body larger than any valid one is refused unread (413)."""
+    cap = min(limit, json_limit(CONTRACT.height * CONTRACT.width))
+    body = await read_json_body(request, cap, timeout,
+                                what=f"larger than any valid pixels request ({cap} bytes)")
     try:
         req = PixelsRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -123,7 +142,7 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
     mt = media_type(request)
     if mt != "multipart/form-data":
         raise InputError(415, f"expected multipart/form-data with a file field {field!r}, "
-                              f"got {mt or 'no content type'}")
+                              f"got {echo(mt) if mt else 'no content type'}")
     _check_declared_length(request, limit)
     parser = _FilePartsParser(request.headers, _limited(request, limit),
                              max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)

@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -114,9 +115,23 @@ class RequestMetrics:
                 duration.labels(*labels).observe(time.perf_counter() - start)
 
 
+def _forget_dead_workers(folder: Path) -> None:
+    """A worker's live gauges leave with it: one killed mid-request (SIGKILL, OOM) never
+    decremented its in-progress gauge, and its file would keep the request counted."""
+    for file in folder.glob("gauge_live*_*.db"):
+        pid = int(file.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(folder))
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def exposition() -> bytes:
     """Every worker's series, summed (multiprocess), or this process's alone."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _forget_dead_workers(Path(folder))
         registry = prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return prom.generate_latest(registry)

@@ -15,6 +15,7 @@ this is a tensor API, and tools such as Triton's perf_analyzer send zeros.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,21 +25,17 @@ import pydantic_core
 
 from core.contract import CONTRACT, MODEL_NAME
 from service.engine import softmax
-from service.errors import InputError
+from service.errors import InputError, echo
+from service.http_input import json_limit
 
 PLATFORM = "onnxruntime_onnx"
-# The longest way a client writes one FP32 value, separator included: a float32 as a
-# double's repr ("1.1754943508222875e-38, "). With the JSON around the data, the largest
-# valid request fits in body_limit(); a larger body is refused before it is read, since
-# parsing JSON holds the GIL and would stall the event loop (tests/security).
-BYTES_PER_VALUE = 24
 DATATYPES = ("FP32", "UINT8")
 OUTPUTS = (CONTRACT.output_name, "probabilities")
 
 
 def body_limit(max_batch: int) -> int:
     """The largest body a valid inference request can need, in bytes."""
-    return max_batch * CONTRACT.height * CONTRACT.width * BYTES_PER_VALUE + 64 * 1024
+    return json_limit(max_batch * CONTRACT.height * CONTRACT.width)
 
 
 def _tensor(name: str, dims: list[int]) -> dict[str, Any]:
@@ -77,18 +74,26 @@ def _binary_requested(parameters: Any) -> bool:
     return isinstance(parameters, dict) and parameters.get("binary_data") is True
 
 
-def _pixels(tensor: dict[str, Any], max_batch: int) -> np.ndarray:
+def _holds_bool(raw: Any) -> bool:
+    """Whether a (nested) list holds a JSON true or false: numpy would read [true, 0] as
+    [1, 0], integers, while an all-boolean list is refused as what it is."""
+    while isinstance(raw, list) and raw and isinstance(raw[0], list):
+        raw = list(itertools.chain.from_iterable(raw))
+    return isinstance(raw, list) and bool in set(map(type, raw))
+
+
+def _pixels(tensor: dict[str, Any], max_batch: int, may_hold_bools: bool) -> np.ndarray:
     name, dtype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if name != CONTRACT.input_name:
-        raise _bad(f"unknown input {name!r}: the model's input is {CONTRACT.input_name!r}")
+        raise _bad(f"unknown input {echo(name)}: the model's input is {CONTRACT.input_name!r}")
     if dtype not in DATATYPES:
-        raise _bad(f"input {name!r}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}")
+        raise _bad(f"input {name!r}: datatype {echo(dtype)} is not one of {', '.join(DATATYPES)}")
     if _binary_requested(tensor.get("parameters")):
         raise _bad("the binary tensor data extension is not supported: send JSON data")
     want = [CONTRACT.height, CONTRACT.width]
     if not (isinstance(shape, list) and len(shape) == 3 and shape[1:] == want
             and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)):
-        raise _bad(f"input {name!r}: shape {shape!r} is not [N, 28, 28]")
+        raise _bad(f"input {name!r}: shape {echo(shape)} is not [N, 28, 28]")
     if not 1 <= shape[0] <= max_batch:
         raise _bad(f"input {name!r}: batch size {shape[0]} is not within 1..{max_batch}")
     raw, expected = tensor.get("data"), math.prod(shape)
@@ -103,7 +108,8 @@ def _pixels(tensor: dict[str, Any], max_batch: int) -> np.ndarray:
         data = np.array(raw)
     except ValueError:  # ragged nesting
         raise _bad(f"input {name!r}: data is not a regular array") from None
-    if data.dtype.kind not in ("iu" if dtype == "UINT8" else "iuf") or data.dtype == bool:
+    if data.dtype.kind not in ("iu" if dtype == "UINT8" else "iuf") or data.dtype == bool \
+            or (may_hold_bools and _holds_bool(raw)):
         raise _bad(f"input {name!r}: data must be {'integers' if dtype == 'UINT8' else 'numbers'}")
     if data.size != expected:
         raise count_mismatch(data.size)
@@ -114,7 +120,7 @@ def _pixels(tensor: dict[str, Any], max_batch: int) -> np.ndarray:
     return data.reshape(shape).astype(np.float32)
 
 
-def parse_infer(body: bytes, max_batch: int) -> InferRequest:
+def parse_infer(body: bytes, max_batch: int, max_id_chars: int) -> InferRequest:
     """A validated inference request; InputError(400) for anything the protocol forbids."""
     try:  # jiter (pydantic's parser): 3x json.loads on large number arrays
         req = _object(pydantic_core.from_json(body), "the request")
@@ -123,7 +129,9 @@ def parse_infer(body: bytes, max_batch: int) -> InferRequest:
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise _bad(f"`inputs` must list exactly one tensor, {CONTRACT.input_name!r}")
-    pixels = _pixels(_object(inputs[0], "inputs[0]"), max_batch)
+    # Only a body with a JSON true or false in it can have one in its data (C-speed test).
+    may_hold_bools = b"true" in body or b"false" in body
+    pixels = _pixels(_object(inputs[0], "inputs[0]"), max_batch, may_hold_bools)
     wanted = req.get("outputs", [{"name": CONTRACT.output_name}])
     if not isinstance(wanted, list) or not wanted:
         raise _bad("`outputs`, when given, must list at least one output")
@@ -131,13 +139,15 @@ def parse_infer(body: bytes, max_batch: int) -> InferRequest:
     for out in wanted:
         name = _object(out, "an output").get("name")
         if name not in OUTPUTS:
-            raise _bad(f"unknown output {name!r}: the model's outputs are {', '.join(OUTPUTS)}")
+            raise _bad(f"unknown output {echo(name)}: the model's outputs are {', '.join(OUTPUTS)}")
         if _binary_requested(out.get("parameters")):
             raise _bad("the binary tensor data extension is not supported: ask for JSON data")
         names.append(name)
     req_id = req.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise _bad("`id`, when given, must be a string")
+    if req_id is not None and len(req_id) > max_id_chars:  # it is echoed in the answer
+        raise _bad(f"`id` is {len(req_id)} characters long: at most {max_id_chars}")
     return InferRequest(pixels, tuple(dict.fromkeys(names)), req_id)
 
 

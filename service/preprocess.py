@@ -22,6 +22,7 @@ from core.contract import CONTRACT
 from core.png import SIGNATURE as PNG_SIGNATURE
 from core.png import decode_plain_gray
 from service.errors import InputError, about_image
+from service.image_structure import DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS, Budget, for_decoder
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
 SIZE = CONTRACT.height
@@ -52,6 +53,17 @@ def sniff_format(data: bytes) -> str:
         if head.startswith(magic) or (name.startswith("SVG") and b"<svg" in head):
             raise InputError(415, f"unsupported image format {name}: send PNG or JPEG")
     raise InputError(400, "the file is not a PNG or JPEG image")
+
+
+def for_decoders(files: list[bytes], max_chunks: int = DEFAULT_MAX_CHUNKS,
+                 max_scans: int = DEFAULT_MAX_SCANS) -> list[bytes]:
+    """Each file as its decoder may see it (service/image_structure.py): the chunks and
+    segments of them all walked within one budget, before anything is decoded."""
+    budget, out = Budget(max_chunks, max_scans), []
+    for i, data in enumerate(files):
+        with about_image(i) if len(files) > 1 else nullcontext():
+            out.append(for_decoder(data, budget))
+    return out
 
 
 def open_image(data: bytes) -> tuple[Image.Image, str]:
@@ -150,7 +162,7 @@ def decode_image(img: Image.Image, fmt: str) -> np.ndarray:
 
 def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
     """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
-    return decode_image(*open_images([data], max_pixels, max_side)[0])
+    return decode_image(*open_images(for_decoders([data]), max_pixels, max_side)[0])
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -294,6 +306,7 @@ def to_model_batch(opened: list[Opened]) -> np.ndarray:
 def to_model_input(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                    max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
+    data = for_decoders([data])[0]
     fast = fast_model_input(data, max_pixels, max_side)
     if fast is not None:
         return fast

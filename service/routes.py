@@ -94,7 +94,7 @@ async def oip_infer(request: Request) -> JSONResponse:
     limit = min(s.max_body_bytes, oip.body_limit(s.max_batch))
     body = await read_json_body(request, limit, s.body_timeout_s, what=(
         f"larger than any valid inference request ({limit} bytes)"))
-    req = oip.parse_infer(body, s.max_batch)
+    req = oip.parse_infer(body, s.max_batch, s.oip_max_id_chars)
     return JSONResponse(oip.infer_response(req, svc.engine.logits(req.pixels), _version()))
 
 

@@ -9,7 +9,10 @@ An ASGI middleware around BentoML's routes, our endpoints and its own (/docs, /r
   shared cache;
 - a strict Content-Security-Policy on HTML: the Swagger UI page embeds Google Tag
   Manager, which must not run (a privacy leak, and broken offline);
-- Starlette's plain-text 404 and 405 become the JSON body every other error has.
+- Starlette's plain-text 404 and 405 become the JSON body every other error has;
+- a redirect's Location is a path on this site: Starlette builds an absolute URL from
+  the client's Host header (`Host: evil.example`, or a replica's own address behind a
+  proxy when an HTTP/1.0 client sends no Host).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 
@@ -28,6 +32,14 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data:; connect-src 'self'; frame-src 'none'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 _REASONS = {404: "no route", 405: "method not allowed:"}
+
+
+def _same_site(location: str) -> str:
+    """An absolute URL's path, query and fragment: a Location on the site that answered."""
+    url = urlsplit(location)
+    path = "/" + url.path.lstrip("/")  # never "//host": a network-path reference
+    return path + (f"?{url.query}" if url.query else "") + \
+        (f"#{url.fragment}" if url.fragment else "")
 
 
 class SafeResponses:
@@ -54,6 +66,8 @@ class SafeResponses:
                 if ctype.startswith("text/html"):
                     headers["Content-Security-Policy"] = CSP
                 status = message["status"]
+                if 300 <= status < 400 and "location" in headers:
+                    headers["location"] = _same_site(headers["location"])
                 if status in _REASONS and ctype.startswith("text/plain"):
                     replacing = True
                     # Bounded: the path is cut, and json.dumps escapes what it holds.

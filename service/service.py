@@ -36,6 +36,7 @@ from service.openapi import complete
 from service.preprocess import (
     declared_pixels,
     fast_model_batch,
+    for_decoders,
     open_images,
     over_background,
     to_model_batch,
@@ -234,6 +235,7 @@ class MNISTService:
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
         s = self.settings
+        files = for_decoders(files, s.max_image_chunks, s.max_jpeg_scans)  # bounded work
         fast = fast_model_batch(files, s.max_pixels, s.max_side)
         if fast is not None:
             return fast

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.contract import MODEL_NAME
+from service.image_structure import DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS
 from service.preprocess import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 PREFIX = "MNIST_"
@@ -36,8 +37,18 @@ class Settings(BaseSettings):
                             description="image pixel limit, checked before decoding (413 above)")
     max_side: int = Field(default=DEFAULT_MAX_SIDE, ge=0,
                           description="longest image side limit (413 above)")
+    max_image_chunks: int = Field(
+        default=DEFAULT_MAX_CHUNKS, ge=1, description="PNG chunks and JPEG segments of all "
+        "the images of one request, walked before decoding (413 above; a digit has 3-6, "
+        "a 10 MB photo ~1,300); PNG text, ICC and animation chunks are dropped unread")
+    max_jpeg_scans: int = Field(default=DEFAULT_MAX_SCANS, ge=1, description="progressive "
+                                "JPEG scans of one image, counted before decoding (413 "
+                                "above; libjpeg's standard progression has 10)")
     max_batch: int = Field(default=256, ge=0,
                            description="most images in one /predict_batch request")
+    oip_max_id_chars: int = Field(default=256, ge=0, description="longest `id` of an Open "
+                                  "Inference Protocol request, which the answer echoes "
+                                  "(400 above; clients send 36-character UUIDs)")
     decode_slots: int = Field(default=2, ge=1, description="large images decoded at once "
                               "per worker, on threads (docs/security.md)")
     decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "

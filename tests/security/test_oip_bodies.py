@@ -39,4 +39,4 @@ def test_the_largest_valid_request_fits_under_the_cap():
         "outputs": [{"name": "logits", "parameters": {"binary_data": False}},
                     {"name": "probabilities", "parameters": {"binary_data": False}}]}).encode()
     assert len(body) <= body_limit(256)
-    assert parse_infer(body, 256).pixels.shape == (256, 28, 28)
+    assert parse_infer(body, 256, 256).pixels.shape == (256, 28, 28)

@@ -25,13 +25,13 @@ def _request(data, shape=(1, 28, 28), datatype="UINT8", name="pixels", **extra) 
 
 def test_flat_and_nested_data_in_both_datatypes_give_the_same_tensor():
     img = np.arange(784).reshape(28, 28) % 256
-    flat = parse_infer(_request(img.ravel().tolist()), 256)
-    nested = parse_infer(_request([img.tolist()], datatype="FP32"), 256)
+    flat = parse_infer(_request(img.ravel().tolist()), 256, 256)
+    nested = parse_infer(_request([img.tolist()], datatype="FP32"), 256, 256)
     assert flat.pixels.dtype == np.float32 and flat.pixels.shape == (1, 28, 28)
     assert np.array_equal(flat.pixels, nested.pixels)
     assert flat.outputs == (CONTRACT.output_name,)  # logits unless asked otherwise
-    wanted = parse_infer(_request(img.ravel().tolist(), id="r1",
-                                  outputs=[{"name": "probabilities"}, {"name": "logits"}]), 256)
+    wanted = parse_infer(_request(img.ravel().tolist(), id="r1", outputs=[
+        {"name": "probabilities"}, {"name": "logits"}]), 256, 256)
     assert (wanted.outputs, wanted.id) == (("probabilities", "logits"), "r1")
 
 
@@ -63,14 +63,14 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_what_the_protocol_forbids_is_a_400(case):
     with pytest.raises(InputError) as err:
-        parse_infer(BAD[case], max_batch=2)
+        parse_infer(BAD[case], max_batch=2, max_id_chars=256)
     assert err.value.status == 400 and err.value.message
 
 
 def test_nan_is_refused_not_inferred():
     body = _request([0] * 783 + [1], datatype="FP32").replace(b"1]", b"NaN]")
     with pytest.raises(InputError, match="raw intensities"):
-        parse_infer(body, 256)
+        parse_infer(body, 256, 256)
 
 
 def test_routes_answer_metadata_from_the_contract(client):
