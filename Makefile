@@ -78,7 +78,7 @@ compose-down:  ## containers: stop and remove (keeps the model volume)
 bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.md (needs MNIST_DIR)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-attack: setup  ## the service under a decode-bomb attack: readiness, latency, memory (after make train)
+attack: setup  ## readiness, latency, memory under 4 attacks -> docs/attack.md (ATTACK_ARGS="--baseline-ref REV": beside that tree; after make train)
 	$(BIN)/python -m benchmarks.under_attack --json reports/under_attack.json $(ATTACK_ARGS)
 
 soak: setup  ## 3 min, 16 users, mixed endpoints, every answer checked, memory sampled (after make train)

@@ -6,6 +6,11 @@
 from __future__ import annotations
 
 
+def met(ok: bool) -> str:
+    """A goal table's last cell: a missed goal stands out."""
+    return "yes" if ok else "**no**"
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "n/a"
 
@@ -143,7 +148,7 @@ def render(r: dict) -> str:
         "",
         "| goal | measured | met |",
         "|---|---|---|",
-        *[f"| {g} | {v} | {'yes' if ok else '**no**'} |" for g, v, ok in goals],
+        *[f"| {g} | {v} | {met(ok)} |" for g, v, ok in goals],
         "",
         "## GPU",
         "",
