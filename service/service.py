@@ -132,32 +132,67 @@ def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
 
 
 class StoreModel(bentoml.models.BentoModel):
-    """The model reference of the service. BentoML reads the store entry before any hook
-    of ours runs: a damaged entry (an invalid model.yaml) must stop the service with one
-    line too, not with BentoML's 100-line traceback."""
+    """The model reference of the service. BentoML resolves it before any hook of ours runs,
+    and again in each worker: through _stored_model, so that a damaged or half-written store
+    serves a complete version or stops the service with one line that names the fix, never
+    with BentoML's 100-line traceback or a partial version."""
 
     @property
     def stored(self) -> Any:
-        # BentoML logs a YAML error at ERROR before raising it: our one line says it all.
-        yaml_log = logging.getLogger("bentoml._internal.models.model")
-        level = yaml_log.level
-        yaml_log.setLevel(logging.CRITICAL)
         try:
-            return super().stored
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            _refuse_to_start(f"model {self.tag} cannot be read from the model store under "
-                             f"{_store()} ({reason}); retrain or restore the store")
-        finally:
-            yaml_log.setLevel(level)
+            return _stored_model(str(self.tag))
+        except ModelLoadError as exc:
+            _refuse_to_start(exc)
 
 
 def _stored_model(tag: str) -> bentoml.Model:
+    """The complete store version `tag` names (core/modelstore.py says what complete is);
+    ModelLoadError names what is wrong and the exact fix. `name:latest` is resolved there,
+    not by BentoML, whose lookup adopts a partial version and fails on an empty `latest`.
+    Reads the store only: the service may run on a read-only one."""
+    from pathlib import Path
+
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from core import modelstore
+
+    def read_info(folder: Path) -> tuple[Any, Any]:
+        info = bentoml.Model.from_path(folder).info
+        return info.metadata, info.creation_time
+
+    ref = bentoml.Tag.from_taglike(tag)
+    # The store BentoML serves from: $BENTOML_HOME/models, or a built bento's own.
+    model_dir = Path(BentoMLContainer.model_store.get()._path) / ref.name
+    # BentoML logs a YAML error at ERROR before raising it: our one line says it all.
+    yaml_log = logging.getLogger("bentoml._internal.models.model")
+    level = yaml_log.level
+    yaml_log.setLevel(logging.CRITICAL)
     try:
-        return bentoml.models.get(tag)
+        if ref.version in (None, "latest"):
+            version, warning = modelstore.resolve_latest(model_dir, read_info, _store())
+            if warning:
+                log.warning(warning)
+            if version is None:
+                raise bentoml.exceptions.NotFound(tag)
+        else:  # an exact version, or a prefix of one as BentoML accepts
+            folder = model_dir / ref.version
+            version = modelstore.inspect(folder if folder.is_dir() else
+                                         Path(bentoml.models.get(tag).path), read_info)
+            if version.problem:
+                raise modelstore.StoreError(version.refusal(ref.name, _store()))
+        return bentoml.models.get(f"{ref.name}:{version.name}")
     except bentoml.exceptions.NotFound:
         raise ModelLoadError(f"model {tag} is not in the model store under {_store()}; "
                              "run `make train` (or `python -m training`) first") from None
+    except modelstore.StoreError as exc:
+        raise ModelLoadError(str(exc)) from None
+    except Exception as exc:  # anything else BentoML raises on a damaged store: one line too
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise ModelLoadError(f"model {tag} cannot be read from the model store under "
+                             f"{_store()} ({reason}); run `make train` (or `python -m "
+                             "training`)") from None
+    finally:
+        yaml_log.setLevel(level)
 
 
 def _without_location(dataset: Any) -> Any:

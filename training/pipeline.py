@@ -10,7 +10,6 @@ registered), 2 no usable data.
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from training import evaluation, export, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
+from training.registry import register
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
@@ -141,16 +141,6 @@ def write_reports(out: Path, metrics: dict[str, Any], hist: History, confusion: 
     evaluation.plot_reliability(metrics["calibration"], paths[3])
     report.write_model_card(paths[4], metrics)
     return paths
-
-
-def register(name: str, files: list[Path], labels: dict[str, str],
-             metadata: dict[str, Any]) -> str:
-    import bentoml  # here: importing it costs seconds, and --no-register needs none of it
-
-    with bentoml.models.create(name, labels=labels, metadata=metadata) as bento_model:
-        for f in files:
-            shutil.copy2(f, bento_model.path_of(f.name))
-    return str(bento_model.tag)
 
 
 def run(cfg: TrainConfig) -> int:

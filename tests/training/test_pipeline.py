@@ -83,6 +83,30 @@ def test_registered_model_carries_accuracy_dataset_and_checksum(trained):
     assert "model.onnx" in info["files"] and "metrics.json" in info["files"]
 
 
+def test_registration_renames_a_whole_version_in_and_latest_names_it(trained):
+    """training/registry.py stages the version beside the store: none of it stays there."""
+    proc, _, home = trained
+    (tag,) = [line.split()[-1] for line in proc.stdout.splitlines()
+              if line.startswith("registered: ")]
+    name, version = tag.split(":")
+    assert (home / "models" / name / "latest").read_text() == version
+    assert {"model.onnx", "model.yaml", "metrics.json"} <= {
+        p.name for p in (home / "models" / name / version).iterdir()}
+    assert [p.name for p in (home / "staging" / name).iterdir()] == [".lock"]
+
+
+def test_a_registration_that_fails_leaves_the_store_as_it_was(tmp_path):
+    from training.registry import register_in
+
+    (tmp_path / "model.onnx").write_bytes(b"graph")
+    files = [tmp_path / "model.onnx", tmp_path / "absent.json"]  # the copy fails midway
+    with pytest.raises(FileNotFoundError):
+        register_in(tmp_path / "home" / "models", MODEL_NAME, files, {}, {})
+    assert list((tmp_path / "home" / "models" / MODEL_NAME).iterdir()) == []
+    assert [p.name for p in (tmp_path / "home" / "staging" / MODEL_NAME).iterdir()] == [
+        ".lock"]
+
+
 def test_accuracy_gate_refuses_to_register(tmp_path, mnist_folder):
     home = tmp_path / "bentoml"
     proc = run_training(["--dry-run", "--data-dir", str(mnist_folder), "--output-dir",
