@@ -22,13 +22,15 @@ BENCH_ARGS ?=
 ATTACK_ARGS ?=
 SOAK_ARGS ?=
 SWARM_E2E_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
 
 HOST ?= http://127.0.0.1:$(PORT)
 LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test lint lock audit ci-train clean
+	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test fuzz lint lock audit ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -106,9 +108,12 @@ swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Loc
 test: setup  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECONDS (findings: reports/fuzz)
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy
-	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py
+	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy fuzz
+	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py fuzz
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is

@@ -3,8 +3,9 @@
     pytest tests/test_architecture.py
 
 core is the ground floor (stdlib and numpy, nothing of ours); training, service,
-clients and load_tests stand on core only, never on each other; benchmarks may use
-them all; nothing imports in a circle, lazy imports inside functions included.
+clients and load_tests stand on core only, never on each other; benchmarks and fuzz
+(the decode path's fuzzer) may use them; nothing imports in a circle, lazy imports
+inside functions included.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "training", "service", "clients", "load_tests", "benchmarks")
+PACKAGES = ("core", "training", "service", "clients", "load_tests", "benchmarks", "fuzz")
 ALLOWED = {  # package -> the packages of ours it may import (itself always)
     "core": set(),
     "training": {"core"},
@@ -24,6 +25,7 @@ ALLOWED = {  # package -> the packages of ours it may import (itself always)
     "clients": {"core"},
     "load_tests": {"core"},
     "benchmarks": {"core", "service", "clients", "load_tests"},
+    "fuzz": {"core", "service", "clients", "benchmarks"},
 }
 CORE_THIRD_PARTY = {"numpy"}
 
