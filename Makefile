@@ -54,8 +54,9 @@ demo: train  ## train, then serve, send sample digits and stop
 	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
 	$(BIN)/python -m clients.demo --loadtest 20 $(DEMO_ARGS)
 
-serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT)
-	$(BIN)/bentoml serve service.service:MNISTService --host 127.0.0.1 --port $(PORT)
+serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT) (SIGTERM drains, Ctrl-C stops)
+	$(BIN)/python -m service.drain -- \
+	  $(BIN)/bentoml serve service.service:MNISTService --host 127.0.0.1 --port $(PORT)
 
 bento: setup  ## bentoml build (+ containerize when docker is on PATH)
 	$(BIN)/bentoml build

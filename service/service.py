@@ -331,3 +331,8 @@ MNISTService.add_asgi_middleware(RequestMetrics,  # type: ignore[attr-defined]
 # Security headers and JSON 404/405 bodies on every route, BentoML's own included.
 MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
                                  no_store=(*PREDICT_PATHS, OIP_INFER))
+# Added last, so innermost: while the supervisor drains (service/drain.py), /readyz is a
+# 503 that the metrics and security headers above still see.
+from service.drain import DrainingReadiness  # noqa: E402  (with its registration)
+
+MNISTService.add_asgi_middleware(DrainingReadiness)  # type: ignore[attr-defined]

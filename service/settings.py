@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
     body_timeout_s: float = Field(default=10, gt=0, description="the whole request body "
                                   "must arrive within this many seconds (408 after)")
+    drain_s: float = Field(default=5, ge=0, description="on SIGTERM, seconds `/readyz` "
+                           "answers 503 while serving goes on, before the server stops "
+                           "(`python -m service.drain`, the image's CMD): longer than a "
+                           "proxy's check interval x fall (HAProxy 1 s x 1, the k8s "
+                           "readiness probe 2 s x 2) plus a margin; stop grace periods "
+                           "cover it plus the request timeout; 0: stop at once")
     # Per-request work that costs throughput (see docs/benchmarks.md); /metrics stays.
     access_log: bool = Field(default=False,
                              description="1: BentoML's per-request access log line")
