@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.backpressure import HeavyWork
 from service.batching import batched
+from service.drain import DrainingReadiness
 from service.engine import Engine, ModelLoadError
 from service.errors import renders_input_errors
 from service.http_input import read_files, read_pixels
@@ -333,6 +334,4 @@ MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
                                  no_store=(*PREDICT_PATHS, OIP_INFER))
 # Added last, so innermost: while the supervisor drains (service/drain.py), /readyz is a
 # 503 that the metrics and security headers above still see.
-from service.drain import DrainingReadiness  # noqa: E402  (with its registration)
-
 MNISTService.add_asgi_middleware(DrainingReadiness)  # type: ignore[attr-defined]
