@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import fields
 
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
@@ -33,12 +34,12 @@ def _options(parser) -> None:
                    help="load shape")
     g.add_argument("--digits", type=int, default=1000, env_var="LOCUST_DIGITS",
                    help="real test digits to send")
-    g.add_argument("--slo-max-fail-ratio", type=float, default=0.0,
-                   env_var="LOCUST_SLO_MAX_FAIL_RATIO")
-    g.add_argument("--slo-p99-ms", type=float, default=250.0, env_var="LOCUST_SLO_P99_MS")
-    g.add_argument("--slo-min-rps", type=float, default=0.0, env_var="LOCUST_SLO_MIN_RPS")
-    g.add_argument("--slo-min-accuracy", type=float, default=0.95,
-                   env_var="LOCUST_SLO_MIN_ACCURACY")
+    # The SLO's one home is load_tests/slo.py: each field is an option with its default.
+    for field in fields(SLO):
+        option = field.name.replace("_", "-")
+        g.add_argument(f"--slo-{option}", type=float, default=field.default,
+                       env_var=f"LOCUST_SLO_{field.name.upper()}",
+                       help=f"SLO gate on quit: {field.metadata['help']}")
 
 
 class State:
@@ -62,7 +63,7 @@ def _gate(environment: Environment, **_) -> None:
     opts = environment.parsed_options
     assert opts is not None
     state: State = environment.mnist  # type: ignore[attr-defined]
-    slo = SLO(opts.slo_max_fail_ratio, opts.slo_p99_ms, opts.slo_min_rps, opts.slo_min_accuracy)
+    slo = SLO(**{f.name: getattr(opts, f"slo_{f.name}") for f in fields(SLO)})
     total = environment.stats.total
     problems = violations(total, state.accuracy, slo)
     verdict = "SLO PASS" if not problems else "SLO FAIL: " + "; ".join(problems)

@@ -7,16 +7,20 @@ A pure function of the final statistics, so the gate itself is unit-tested.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class SLO:
-    max_fail_ratio: float = 0.0
-    p99_ms: float = 250.0
-    min_rps: float = 0.0
-    min_accuracy: float = 0.95
+    """The objectives, declared once: load_tests/locustfile.py makes each field an option
+    (--slo-p99-ms, LOCUST_SLO_P99_MS) with this default; nothing else sets a value unless
+    a user asks for one."""
+
+    max_fail_ratio: float = field(default=0.0, metadata={"help": "most failed requests, a ratio"})
+    p99_ms: float = field(default=250.0, metadata={"help": "slowest p99 latency, ms"})
+    min_rps: float = field(default=0.0, metadata={"help": "least throughput, requests/s"})
+    min_accuracy: float = field(default=0.95, metadata={"help": "least share of right answers"})
 
 
 @dataclass

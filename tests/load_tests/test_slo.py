@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -62,3 +63,55 @@ def test_profiles_shape_the_user_count():
     spike = [users_at("spike", t, 100, 20) for t in (10, 45, 55, 70)]
     assert spike == [5, 20, 20, 5]
     assert users_at("soak", 30, 1800, 20) == 10 and users_at("soak", 600, 1800, 20) == 20
+
+
+def _parsed_slo(argv: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """The SLO options as Locust parses them with the load test's own parser listener."""
+    import os
+    from unittest import mock
+
+    from locust import argument_parser, events
+
+    import load_tests.locustfile  # noqa: F401  (registers the listener)
+
+    parser = argument_parser.get_parser(default_config_files=[])
+    events.init_command_line_parser.fire(parser=parser)
+    with mock.patch.dict(os.environ, env or {}):
+        opts = parser.parse_args(argv)
+    return {k[4:]: v for k, v in vars(opts).items() if k.startswith("slo_")}
+
+
+def test_the_slo_is_declared_once_and_its_defaults_are_the_gates():
+    from dataclasses import asdict
+
+    assert _parsed_slo([]) == asdict(SLO())
+
+
+def test_changing_the_slo_in_its_one_place_changes_the_gate(monkeypatch):
+    import dataclasses
+
+    from load_tests import slo
+
+    stricter = dataclasses.make_dataclass("SLO", [
+        (f.name, float, dataclasses.field(default=1.0, metadata=f.metadata))
+        for f in dataclasses.fields(SLO)], frozen=True)
+    monkeypatch.setattr(slo, "SLO", stricter)
+    monkeypatch.setattr("load_tests.locustfile.SLO", stricter)
+    assert set(_parsed_slo([]).values()) == {1.0}
+
+
+def test_a_user_can_still_set_the_slo_by_option_or_environment():
+    assert _parsed_slo(["--slo-p99-ms", "40"])["p99_ms"] == 40
+    assert _parsed_slo([], {"LOCUST_SLO_MIN_RPS": "12"})["min_rps"] == 12
+
+
+def test_no_config_file_holds_a_copy_of_the_slo():
+    import yaml
+
+    from tests.helpers import ROOT
+
+    conf = (ROOT / "load_tests" / "locust.conf").read_text()
+    assert not re.search(r"^\s*slo-", conf, re.M), "locust.conf sets an SLO value"
+    env = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["locust"][
+        "environment"]
+    assert all(env[k] is None for k in env if k.startswith("LOCUST_SLO_")), env
