@@ -24,17 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.lifecycle import die_with_parent
 
 MARKER_ENV = "MNIST_DRAIN_MARKER"  # set by the supervisor for its child: not a setting
-
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 class DrainingReadiness:
@@ -54,8 +50,7 @@ class DrainingReadiness:
             self._draining = self._marker.exists()
         return self._draining
 
-    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.draining():
             await self.app(scope, receive, send)
             return

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,7 @@ from prometheus_client import multiprocess
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "<unmatched>"
 NAMESPACE = "bentoml_service"  # BentoML's own, so its dashboards read ours
@@ -75,7 +71,7 @@ class RequestMetrics:
         self.extra_routes = extra_routes
         self._routes: tuple[frozenset[str], tuple[str, ...]] | None = None
 
-    def label(self, scope: Message) -> str:
+    def label(self, scope: Scope) -> str:
         if self._routes is None:  # the routes are known once the app exists
             self._routes = route_names(scope.get("app"), self.extra_routes)
         exact, prefixes = self._routes
@@ -84,8 +80,7 @@ class RequestMetrics:
             return path
         return next((p for p in prefixes if path.startswith(p + "/")), UNMATCHED)
 
-    async def __call__(self, scope: Message, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/metrics":
             await self.app(scope, receive, send)
             return
