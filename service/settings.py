@@ -58,8 +58,7 @@ class Settings(BaseSettings):
     batch_max_latency_ms: int = Field(
         default=1000, ge=0, description="adaptive batching of single-image inferences "
         "across requests (BentoML's dispatcher): the latency budget, 503 beyond; 0: off "
-        "(from 32 users up +17-25 % req/s on an AMD EPYC, +69-84 % on an Intel Xeon; "
-        "one client -5 to -12 %: docs/benchmarks.md, docs/performance.md)")
+        "(what it gains by user count: docs/benchmarks.md)")
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
