@@ -41,13 +41,13 @@ class TrainConfig:
     # patience 10 stopped one at epoch 33 (98.5 % instead of 99.0 %); on 1,000 validation
     # digits the loss plateaus from epoch ~28 within +-0.005, and patience 20 stopped three
     # runs at epoch 48, restoring epoch 28. Half the schedule: a net for runs that really
-    # go wrong, not for that noise. docs/training.md.
+    # go wrong, not for that noise. docs/journal/training.md.
     patience: int = 25
     min_delta: float = 1e-4
     augment: bool = True
     augmentation: Augment = field(default_factory=Augment)
     # Label smoothing: +0.1-0.2 points here; the under-confidence it brings is undone by
-    # the fitted temperature (calibrate). See docs/training.md for each lever's figures.
+    # the fitted temperature (calibrate). See docs/journal/training.md for each lever's figures.
     label_smoothing: float = 0.1
     calibrate: bool = True  # fit a softmax temperature on the validation split
     # output and gates

@@ -118,7 +118,7 @@ def restores_best(hist: History, schedule: str) -> bool:
     A schedule that anneals the rate to ~0 (one-cycle, cosine) ends on the weights it was
     designed to reach: keep them. On 1,000 validation digits the lowest validation loss is
     noisy (epochs 37-43 of 50): restoring it cost 0.04-0.13 points of test accuracy on each
-    of three seeds (docs/training.md). It stays the safety net: restored when training
+    of three seeds (docs/journal/training.md). It stays the safety net: restored when training
     stopped early, when the rate never anneals, and when the run ended gone wrong."""
     last = hist.val_loss[-1]
     gone_wrong = not math.isfinite(last) or (

@@ -34,7 +34,7 @@ class MLPConfig:
     hidden_sizes: tuple[int, ...] = (1024,)
     activation: str = "relu"
     # 0.1: the augmentation already regularises (0.3 cost 0.15-0.18 points; 0.05 and 0
-    # swung by 0.2-0.3 points between two seeds; docs/training.md).
+    # swung by 0.2-0.3 points between two seeds; docs/journal/training.md).
     dropout: float = 0.1
     # Thicken strokes thinner than this many pixels inside the model (see thicken(); 0:
     # off): a mouse or a thin pen draws 1-px lines that MNIST's writers never made.
