@@ -22,7 +22,7 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from PIL import Image
 
 from service.engine import Engine
-from service.errors import InputError
+from service.errors import ServiceError
 from service.preprocess import to_model_input
 from service.schemas import Prediction, predictions_from
 
@@ -48,7 +48,7 @@ async def readyz() -> dict[str, str]:
 async def predict(image: Annotated[UploadFile, File()]) -> Prediction:
     try:
         x = to_model_input(await image.read())
-    except InputError as exc:
+    except ServiceError as exc:
         raise HTTPException(exc.status, exc.message) from None
     return predictions_from(state["engine"].probabilities(x[None]))[0]
 

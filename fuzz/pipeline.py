@@ -14,7 +14,7 @@ declares its Content-Length.
 The request goes through service.http_input.read_files, then the service's own decode
 (MNISTService._decode: the PNG fast path, open_images, to_model_batch), with the limits
 of service/settings.py (MNIST_* variables apply). A finding is anything but a 4xx
-InputError or a well-formed model input: another exception, a status of 500 or more, a
+ServiceError or a well-formed model input: another exception, a status of 500 or more, a
 message that leaks internals, a malformed or blank batch, or a fast path that disagrees
 with the general one. Time and memory are bounded by libFuzzer (fuzz/run.py).
 """
@@ -37,7 +37,7 @@ from starlette.requests import Request
 from core.contract import CONTRACT
 from core.png import SIGNATURE as PNG_SIGNATURE
 from service.backpressure import HeavyWork
-from service.errors import InputError
+from service.errors import ServiceError
 from service.http_input import read_files
 from service.preprocess import fast_model_batch, for_decoders, open_images, to_model_batch
 from service.service import SETTINGS, MNISTService
@@ -171,7 +171,7 @@ def check_batch(batch: np.ndarray, files: list[bytes]) -> None:
     if fast is not None:
         try:
             general = to_model_batch(open_images(files, s.max_pixels, s.max_side))
-        except InputError as exc:
+        except ServiceError as exc:
             raise Finding(f"the fast path answered, the general one said {exc}") from exc
         if not np.array_equal(fast, general):
             raise Finding("the fast path's model input differs from the general path's")
@@ -196,7 +196,7 @@ def run_one(data: bytes) -> int:
             warnings.simplefilter("ignore")
             _MULTIPART_LOG.setLevel(logging.CRITICAL)
             _LOOP.run_until_complete(serve(decode_input(data)))
-    except InputError as exc:
+    except ServiceError as exc:
         if not 400 <= exc.status < 500:
             raise Finding(f"status {exc.status}: {exc.message}") from exc
         leak = LEAK.search(exc.message.encode("utf-8", "replace"))

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from service.errors import busy
+from service.errors import Busy
 
 
 class HeavyWork:
@@ -25,9 +25,9 @@ class HeavyWork:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the block; raise the 503 InputError when none can be had."""
+        """Hold one slot for the block; raise Busy (503) when none can be had."""
         if self._slots.locked() and self.waiting >= self._queue:
-            raise busy()
+            raise Busy("the server is busy decoding large images: retry shortly")
         self.waiting += 1
         try:
             await self._slots.acquire()

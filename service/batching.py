@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 
-from service.errors import InputError
+from service.errors import Overloaded
 
 Infer = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> float32 [N, 10]
 
 
 def _overloaded() -> np.ndarray:
     # The dispatcher cancels a call it cannot serve within its latency budget.
-    raise InputError(503, "the server is overloaded; retry later")
+    raise Overloaded("the server is overloaded; retry later")
 
 
 def batched(infer: Infer, max_latency_ms: int,

@@ -1,12 +1,15 @@
-"""Client errors: one exception type with an HTTP status, one place that renders it.
+"""The service's errors: one base, a named type per answer, each owning its status.
 
     pytest tests/service/test_errors.py
 
-Everything below the endpoints (HTTP input, preprocessing) raises InputError; the
-`renders_input_errors` decorator (BentoML API methods) and `renders_route_errors` (plain
-routes) turn it into the 4xx `{"error": ...}` response, both through error_response().
+Everything below the endpoints (HTTP input, preprocessing, the batcher, the decode slots)
+raises a ServiceError subclass that says what happened (TooLarge, Unprocessable, Busy,
+...), never a bare status number; the class holds the status, and its docstring is what
+the OpenAPI document says of it (service/openapi.py, from the errors each route
+declares). `renders_errors` (BentoML API methods) and `renders_route_errors` (plain
+routes) turn one into its `{"error": ...}` response, both through error_response().
 BentoML's own handler would answer a JSON list and log a traceback for a client's
-mistake, so it never sees an InputError.
+mistake, so it never sees one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import functools
 import reprlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,17 +26,83 @@ from starlette.responses import JSONResponse, Response
 T = TypeVar("T")
 
 
-class InputError(ValueError):
-    """A client error: `status` is the HTTP status to answer with, `message` the reason."""
+class ServiceError(Exception):
+    """A request the service answers with `status` and `{"error": message}`."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    status: ClassVar[int] = 500
+    retry_after_s: ClassVar[int | None] = None  # a Retry-After header, for a busy server
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
-        self.headers = headers or {}
 
     def __str__(self) -> str:  # the message as amended (e.g. by about_image), not as raised
         return self.message
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+    @classmethod
+    def description(cls) -> str:
+        """What the OpenAPI document says of this error: the docstring's first line."""
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+class InputError(ServiceError):
+    """The client's mistake (a 4xx): its subclasses name which."""
+
+    status = 400
+
+
+class BadRequest(InputError):
+    """Malformed request: not multipart or JSON, a missing or repeated field, not an image."""
+
+    status = 400
+
+
+class BodyTimeout(InputError):
+    """The body did not arrive within the body timeout."""
+
+    status = 408
+
+
+class TooLarge(InputError):
+    """Body, image, batch or file structure over a limit (see GET /model `limits`)."""
+
+    status = 413
+
+
+class UnsupportedMedia(InputError):
+    """A file that is not a PNG or JPEG image, or a body of another media type."""
+
+    status = 415
+
+
+class Unprocessable(InputError):
+    """Valid syntax but no digit to read: a blank image, or pixels out of range."""
+
+    status = 422
+
+
+class ClientGone(ServiceError):
+    """The client closed the connection before its request was complete (never read)."""
+
+    status = 499  # nginx's "client closed request": not a server error
+
+
+class Busy(ServiceError):
+    """Too many large images are being decoded: retry after `Retry-After` seconds."""
+
+    status = 503
+    retry_after_s = 1
+
+
+class Overloaded(ServiceError):
+    """The inference could not be served within the batching latency budget: retry."""
+
+    status = 503
+    retry_after_s = 1
 
 
 # What an error message shows of a client's value: enough to recognise it, never the
@@ -51,26 +120,20 @@ def echo(value: object) -> str:
     return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS - 3] + "..."
 
 
-def busy(retry_after_s: int = 1) -> InputError:
-    """503: this worker has as much heavy work as it takes; the request was not started."""
-    return InputError(503, "the server is busy decoding large images: retry shortly",
-                      {"Retry-After": str(retry_after_s)})
-
-
-def error_response(exc: InputError) -> JSONResponse:
+def error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
-def renders_input_errors(
+def renders_errors(
     endpoint: Callable[..., Awaitable[T]],
 ) -> Callable[..., Awaitable[T | JSONResponse]]:
-    """Decorate an async BentoML endpoint taking `ctx`: an InputError becomes its response."""
+    """Decorate an async BentoML endpoint taking `ctx`: a ServiceError becomes its response."""
 
     @functools.wraps(endpoint)  # BentoML reads the signature through __wrapped__
     async def wrapper(self: Any, *args: Any, ctx: Any, **kwargs: Any) -> T | JSONResponse:
         try:
             return await endpoint(self, *args, ctx=ctx, **kwargs)
-        except InputError as exc:
+        except ServiceError as exc:
             # BentoML copies ctx's status onto whatever the API returns: set both.
             ctx.response.status_code = exc.status
             ctx.response.headers.update(exc.headers)
@@ -82,14 +145,14 @@ def renders_input_errors(
 def renders_route_errors(
     route: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The same for a plain Starlette route (service/routes.py): an InputError becomes its
+    """The same for a plain Starlette route (service/routes.py): a ServiceError becomes its
     response."""
 
     @functools.wraps(route)
     async def wrapper(request: Request) -> Response:
         try:
             return await route(request)
-        except InputError as exc:
+        except ServiceError as exc:
             return error_response(exc)
 
     return wrapper
@@ -97,9 +160,9 @@ def renders_route_errors(
 
 @contextmanager
 def about_image(index: int) -> Iterator[None]:
-    """Name the image of a batch that an InputError is about: `images[3]: ...`."""
+    """Name the image of a batch that an error is about: `images[3]: ...`."""
     try:
         yield
-    except InputError as exc:
+    except ServiceError as exc:
         exc.message = f"images[{index}]: {exc.message}"
         raise

@@ -6,7 +6,7 @@ Why not BentoML's own parsing: for a file-typed field it downloads any URL a
 client sends as text (we must never fetch), a binary part in a non-file field
 ends in a 500, it reads bodies with no size limit, and its 4xx bodies are a
 JSON list rather than {"error": ...}. The endpoints read the raw request here;
-every problem is an InputError (service/errors.py).
+every problem is a named ServiceError (service/errors.py).
 """
 
 from __future__ import annotations
@@ -22,16 +22,20 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from core.contract import CONTRACT
-from service.errors import InputError, echo
+from service.errors import (
+    BadRequest,
+    BodyTimeout,
+    ClientGone,
+    TooLarge,
+    Unprocessable,
+    UnsupportedMedia,
+    echo,
+)
 from service.schemas import PixelsRequest
 
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-# nginx's "client closed request": not a server error, and nobody will read it.
-CLIENT_GONE = 499
 
 
 def _over(limit: int, what: str | None) -> str:
@@ -45,11 +49,11 @@ async def _limited(request: Request, limit: int,
         async for chunk in request.stream():
             seen += len(chunk)
             if seen > limit:
-                raise InputError(413, f"request body {_over(limit, what)}")
+                raise TooLarge(f"request body {_over(limit, what)}")
             yield chunk
     except ClientDisconnect:
         # Left to BentoML, a hang-up mid-upload is an ERROR traceback and a 500 sample.
-        raise InputError(CLIENT_GONE, "the client closed the connection before the body "
+        raise ClientGone("the client closed the connection before the body "
                                       "was complete") from None
 
 
@@ -62,7 +66,7 @@ async def _body_deadline(seconds: float) -> AsyncIterator[None]:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
-        raise InputError(408, f"the request body did not arrive within {seconds:g} s") \
+        raise BodyTimeout(f"the request body did not arrive within {seconds:g} s") \
             from None
 
 
@@ -70,14 +74,14 @@ def _check_declared_length(request: Request, limit: int, what: str | None = None
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
-            raise InputError(400, "invalid Content-Length header")
+            raise BadRequest("invalid Content-Length header")
         # Past 18 digits it is over any limit (and int() refuses 4,300 digits).
         length = int(declared) if len(declared) <= 18 else limit + 1
         if length > limit:  # refuse before reading a byte
             shown = declared if len(declared) <= 18 else "over 10^18"
-            raise InputError(413, f"request body of {shown} bytes is {_over(limit, what)}")
+            raise TooLarge(f"request body of {shown} bytes is {_over(limit, what)}")
         if length == 0:
-            raise InputError(400, "the request body is empty")
+            raise BadRequest("the request body is empty")
 
 
 # The longest way a client writes one JSON number of ours, separator included: a float32
@@ -97,12 +101,12 @@ async def read_json_body(request: Request, limit: int, timeout: float = 10,
                          what: str | None = None) -> bytes:
     """The whole JSON body; `what` names the limit in a 413 ("over the N-byte limit")."""
     if media_type(request) not in ("application/json", ""):
-        raise InputError(415, f"expected application/json, got {echo(media_type(request))}")
+        raise UnsupportedMedia(f"expected application/json, got {echo(media_type(request))}")
     _check_declared_length(request, limit, what)
     async with _body_deadline(timeout):
         body = b"".join([c async for c in _limited(request, limit, what)])
     if not body.strip():
-        raise InputError(400, "the request body is empty")
+        raise BadRequest("the request body is empty")
     return body
 
 
@@ -117,7 +121,7 @@ async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.n
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InputError(422, f"{where}: {first['msg']} "
+        raise Unprocessable(f"{where}: {first['msg']} "
                               f"({exc.error_count()} error(s) in all)") from None
     return np.asarray(req.pixels, dtype=np.float32)[None]
 
@@ -141,7 +145,7 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
     """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
     mt = media_type(request)
     if mt != "multipart/form-data":
-        raise InputError(415, f"expected multipart/form-data with a file field {field!r}, "
+        raise UnsupportedMedia(f"expected multipart/form-data with a file field {field!r}, "
                               f"got {echo(mt) if mt else 'no content type'}")
     _check_declared_length(request, limit)
     parser = _FilePartsParser(request.headers, _limited(request, limit),
@@ -153,24 +157,24 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
         async with _body_deadline(timeout):
             form = await parser.parse()
     except MultiPartException as exc:
-        raise InputError(400, f"malformed multipart body: {exc.message}") from None
+        raise BadRequest(f"malformed multipart body: {exc.message}") from None
     try:
         values = form.getlist(field)
         if not values:
-            raise InputError(400, f"missing file field {field!r}")
+            raise BadRequest(f"missing file field {field!r}")
         if len(values) > max_files:
             # Too many for a batch is a size limit; two where one is expected is a mistake.
-            raise InputError(413 if max_files > 1 else 400,
+            raise (TooLarge if max_files > 1 else BadRequest)(
                              f"{len(values)} files in {field!r}; at most {max_files}")
         files = []
         for i, value in enumerate(values):
             if not isinstance(value, UploadFile):
                 # A URL or any other text: we never fetch anything on a client's behalf.
-                raise InputError(400, f"field {field!r} must be a file upload, got text "
+                raise BadRequest(f"field {field!r} must be a file upload, got text "
                                       "(URLs are not fetched)")
             data = await value.read()
             if not data:
-                raise InputError(400, f"file #{i + 1} in {field!r} is empty")
+                raise BadRequest(f"file #{i + 1} in {field!r} is empty")
             files.append(data)
         return files
     finally:

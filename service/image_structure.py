@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass, field
 
 from core.png import SIGNATURE as PNG_SIGNATURE
-from service.errors import InputError
+from service.errors import TooLarge
 
 # Defaults of MNIST_MAX_IMAGE_CHUNKS and MNIST_MAX_JPEG_SCANS (service/settings.py).
 # A 28x28 digit PNG has 3-6 chunks, a 10 MB photo PNG ~1,300 (8 KiB IDATs), a JPEG ~10-20
@@ -51,7 +51,7 @@ class Budget:
     def step(self) -> None:
         self.steps += 1
         if self.steps > self.max_chunks:
-            raise InputError(413, f"over {self.max_chunks} PNG chunks or JPEG segments in "
+            raise TooLarge(f"over {self.max_chunks} PNG chunks or JPEG segments in "
                                   "one request")
 
 
@@ -94,7 +94,7 @@ def _count_jpeg_scans(data: bytes, budget: Budget) -> None:
         if marker == _SOS:
             scans = data.count(b"\xff\xda", pos)
             if scans > budget.max_scans:
-                raise InputError(413, f"JPEG has {scans} scans: over the limit of "
+                raise TooLarge(f"JPEG has {scans} scans: over the limit of "
                                       f"{budget.max_scans}")
             return
         pos += 2 if marker in _STANDALONE else 2 + struct.unpack_from(">H", data, pos + 2)[0]

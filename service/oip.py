@@ -25,7 +25,7 @@ import pydantic_core
 
 from core.contract import CONTRACT, MODEL_NAME
 from service.engine import softmax
-from service.errors import InputError, echo
+from service.errors import BadRequest, echo
 from service.http_input import json_limit
 
 PLATFORM = "onnxruntime_onnx"
@@ -60,8 +60,8 @@ class InferRequest:
     id: str | None
 
 
-def _bad(message: str) -> InputError:
-    return InputError(400, message)
+def _bad(message: str) -> BadRequest:
+    return BadRequest(message)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _pixels(tensor: dict[str, Any], max_batch: int, may_hold_bools: bool) -> np.
         raise _bad(f"input {name!r}: batch size {shape[0]} is not within 1..{max_batch}")
     raw, expected = tensor.get("data"), math.prod(shape)
 
-    def count_mismatch(n: int) -> InputError:
+    def count_mismatch(n: int) -> BadRequest:
         return _bad(f"input {name!r}: {n} values for shape {shape} ({expected} expected)")
 
     # A flat list is counted before numpy converts it: a long wrong one costs nothing.
@@ -121,7 +121,7 @@ def _pixels(tensor: dict[str, Any], max_batch: int, may_hold_bools: bool) -> np.
 
 
 def parse_infer(body: bytes, max_batch: int, max_id_chars: int) -> InferRequest:
-    """A validated inference request; InputError(400) for anything the protocol forbids."""
+    """A validated inference request; BadRequest (400) for anything the protocol forbids."""
     try:  # jiter (pydantic's parser): 3x json.loads on large number arrays
         req = _object(pydantic_core.from_json(body), "the request")
     except (ValueError, RecursionError):

@@ -4,7 +4,8 @@
     schemathesis run http://127.0.0.1:3000/docs.json --checks all   # see test_openapi.py
 
 BentoML documents each endpoint from its input and output models, but not what lies
-outside them: the errors our endpoints answer (408/413/415/422/503, all {"error": ...}),
+outside them: the errors our endpoints answer (all {"error": ...}; each route declares
+its error types in service/service.py, and each type owns its status and description),
 that the bodies are required, which media types a file part may have, how many files a
 batch takes, and GET /model. A fuzzer reads the document to generate requests and to
 judge the answers, so everything it says must be true and everything we do must be in it.
@@ -13,21 +14,13 @@ judge the answers, so everything it says must be true and everything we do must 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.errors import ServiceError
 from service.schemas import ErrorBody, ModelInfo
 
 IMAGE_TYPES = "image/png, image/jpeg"
-
-_ERRORS = {
-    "400": "Malformed request: not multipart or JSON, a missing or repeated field",
-    "408": "The body did not arrive within the body timeout",
-    "413": "Body, image or batch over a limit (see GET /model `limits`)",
-    "415": "A file that is not a PNG or JPEG image, or a body of another media type",
-    "422": "Valid syntax but no digit to read: a blank image, or pixels out of range",
-    "503": "Too many large images are being decoded: retry after `Retry-After` seconds",
-}
-
 
 def _error(description: str, retry: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": {"application/json": {
@@ -38,19 +31,25 @@ def _error(description: str, retry: bool = False) -> dict[str, Any]:
     return response
 
 
-def _complete_operation(op: dict[str, Any], *, max_batch: int) -> None:
+def _error_responses(errors: Sequence[type[ServiceError]]) -> dict[str, Any]:
+    """One response per status the route's error types answer, their descriptions joined."""
+    by_status: dict[int, list[type[ServiceError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    return {str(status): _error("; ".join(e.description() for e in group),
+                                retry=any(e.retry_after_s is not None for e in group))
+            for status, group in sorted(by_status.items())}
+
+
+def _complete_operation(op: dict[str, Any], errors: Sequence[type[ServiceError]], *,
+                        max_batch: int) -> None:
     body = op["requestBody"]
     body["required"] = True
-    decodes = "multipart/form-data" in body["content"]  # only images take decode slots
+    decodes = "multipart/form-data" in body["content"]
     ok = op["responses"]["200"]
     if "image/*" in ok.get("content", {}):  # /preprocess: always a PNG (service.py)
         ok["content"] = {"image/png": ok["content"].pop("image/*")}
-    op["responses"] = {
-        "200": ok,
-        **{code: _error(text, retry=code == "503") for code, text in _ERRORS.items()
-           if decodes or code != "503"},
-        "500": op["responses"]["500"],
-    }
+    op["responses"] = {"200": ok, **_error_responses(errors), "500": op["responses"]["500"]}
     if decodes:
         form = body["content"]["multipart/form-data"]
         field = next(iter(form["schema"]["properties"]))
@@ -80,15 +79,16 @@ def _schemas() -> dict[str, Any]:
     return out
 
 
-def complete(spec: dict[str, Any], *, predict_paths: tuple[str, ...], max_batch: int,
-             title: str, version: str) -> dict[str, Any]:
-    """A completed copy of BentoML's `spec` (a dict, as BentoML serves it)."""
+def complete(spec: dict[str, Any], *, errors: Mapping[str, Sequence[type[ServiceError]]],
+             max_batch: int, title: str, version: str) -> dict[str, Any]:
+    """A completed copy of BentoML's `spec` (a dict, as BentoML serves it); `errors`: the
+    error types each POST endpoint can answer, by path."""
     doc = json.loads(json.dumps(spec))  # a deep copy, with the status codes as strings
     doc["info"] = {"title": title, "version": version, "description": (
         "Classify handwritten digits (MNIST). Every error is a JSON `{\"error\": ...}` "
         "with a 4xx status that says whose fault it was; limits are in `GET /model`.")}
-    for path in predict_paths:
-        _complete_operation(doc["paths"][path]["post"], max_batch=max_batch)
+    for path, route_errors in errors.items():
+        _complete_operation(doc["paths"][path]["post"], route_errors, max_batch=max_batch)
     doc["paths"]["/model"] = _model_path()
     doc.setdefault("components", {}).setdefault("schemas", {}).update(_schemas())
     return doc

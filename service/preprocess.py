@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from core.contract import CONTRACT
 from core.png import SIGNATURE as PNG_SIGNATURE
 from core.png import decode_plain_gray
-from service.errors import InputError, about_image
+from service.errors import BadRequest, TooLarge, Unprocessable, UnsupportedMedia, about_image
 from service.image_structure import DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS, Budget, for_decoder
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
@@ -51,8 +51,8 @@ def sniff_format(data: bytes) -> str:
     head = data[:256].lstrip()
     for magic, name in _SIGNATURES.items():
         if head.startswith(magic) or (name.startswith("SVG") and b"<svg" in head):
-            raise InputError(415, f"unsupported image format {name}: send PNG or JPEG")
-    raise InputError(400, "the file is not a PNG or JPEG image")
+            raise UnsupportedMedia(f"unsupported image format {name}: send PNG or JPEG")
+    raise BadRequest("the file is not a PNG or JPEG image")
 
 
 def for_decoders(files: list[bytes], max_chunks: int = DEFAULT_MAX_CHUNKS,
@@ -69,7 +69,7 @@ def for_decoders(files: list[bytes], max_chunks: int = DEFAULT_MAX_CHUNKS,
 def open_image(data: bytes) -> tuple[Image.Image, str]:
     """(lazily opened image, format): reads the header only, no pixel data."""
     if not data:
-        raise InputError(400, "the image file is empty")
+        raise BadRequest("the image file is empty")
     fmt = sniff_format(data)
     try:
         with warnings.catch_warnings():
@@ -77,9 +77,9 @@ def open_image(data: bytes) -> tuple[Image.Image, str]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=[fmt]), fmt
     except Image.DecompressionBombError:  # PIL's own limit, far above ours
-        raise InputError(413, "image exceeds the pixel limit") from None
+        raise TooLarge("image exceeds the pixel limit") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(400, f"cannot read {fmt} image: {_reason(exc)}") from None
+        raise BadRequest(f"cannot read {fmt} image: {_reason(exc)}") from None
 
 
 # What a decoder's message may carry that a client must not see: object reprs with heap
@@ -97,10 +97,10 @@ Opened = tuple[Image.Image, str]  # a lazily opened image (header read) and its 
 def _check_size(img: Image.Image, max_pixels: int, max_side: int) -> None:
     w, h = img.size
     if w * h > max_pixels or max(w, h) > max_side:
-        raise InputError(413, f"image is {w}x{h}: over the limit of {max_pixels} pixels "
+        raise TooLarge(f"image is {w}x{h}: over the limit of {max_pixels} pixels "
                               f"or {max_side} pixels a side")
     if w < 1 or h < 1:
-        raise InputError(400, "image has no pixels")
+        raise BadRequest("image has no pixels")
 
 
 def open_images(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -118,7 +118,7 @@ def open_images(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
             opened.append((img, fmt))
     total = declared_pixels(opened)
     if len(files) > 1 and total > max_pixels:
-        raise InputError(413, f"the {len(files)} images total {total} pixels: over the "
+        raise TooLarge(f"the {len(files)} images total {total} pixels: over the "
                               f"{max_pixels}-pixel limit of one request")
     return opened
 
@@ -150,7 +150,7 @@ def decode_image(img: Image.Image, fmt: str) -> np.ndarray:
     try:
         img = ImageOps.exif_transpose(_load_reduced(img, fmt))
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
-        raise InputError(400, f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
+        raise BadRequest(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Canvas exports: strokes on a transparent background. Transparent means paper.
         rgba = img.convert("RGBA")
@@ -197,7 +197,7 @@ def over_background(ink: np.ndarray) -> np.ndarray:
     The same test for every endpoint: a blank image gets no confident answer."""
     x = ink - np.median(ink)  # the 50th percentile, at half its cost
     if x.max() < MIN_INK:
-        raise InputError(422, "no digit found: the image has no visible ink")
+        raise Unprocessable("no digit found: the image has no visible ink")
     return x
 
 

@@ -9,7 +9,7 @@ sees, as a PNG); service/routes.py adds the page at /, /docs, GET /model, /metri
 and the Open Inference Protocol v2; BentoML adds /livez and /readyz. Endpoints handle HTTP and
 delegate: service/http_input.py reads the request (see there why we parse it
 ourselves), service/preprocess.py makes the model input, service/engine.py runs
-it. Every client error is an InputError, rendered as a 4xx {"error": "..."} by
+it. Every error is a named ServiceError, rendered as {"error": "..."} with its status by
 service/errors.py.
 """
 
@@ -29,7 +29,17 @@ from service.backpressure import HeavyWork
 from service.batching import batched
 from service.drain import DrainingReadiness
 from service.engine import Engine, ModelLoadError
-from service.errors import renders_input_errors
+from service.errors import (
+    BadRequest,
+    BodyTimeout,
+    Busy,
+    Overloaded,
+    ServiceError,
+    TooLarge,
+    Unprocessable,
+    UnsupportedMedia,
+    renders_errors,
+)
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent
 from service.metrics import RequestMetrics, route_names
@@ -201,8 +211,16 @@ def _without_location(dataset: Any) -> Any:
         if isinstance(dataset, dict) else dataset
 
 
-# The endpoints that read a client's input: documented with every error they answer.
-PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels", "/preprocess")
+# The endpoints that read a client's input, and every error each can answer, declared
+# once: the OpenAPI document is made from this (each error type owns its status).
+_READS_INPUT = (BadRequest, BodyTimeout, TooLarge, UnsupportedMedia, Unprocessable)
+ROUTE_ERRORS: dict[str, tuple[type[ServiceError], ...]] = {
+    "/predict": (*_READS_INPUT, Busy, Overloaded),  # decodes, then the batcher
+    "/predict_batch": (*_READS_INPUT, Busy),  # decodes; one inference call, not batched
+    "/predict_pixels": (*_READS_INPUT, Overloaded),  # no decoding; the batcher
+    "/preprocess": (*_READS_INPUT, Busy),  # decodes; no inference
+}
+PREDICT_PATHS = tuple(ROUTE_ERRORS)
 API_PATHS = [*PREDICT_PATHS, "/model", OIP_INFER]
 WEB = web_app()  # "/", /docs, /model, /metrics, /docs.json, the OIP v2 routes
 
@@ -266,7 +284,7 @@ class MNISTService:
     def openapi(self) -> dict[str, Any]:
         """What /docs.json answers: BentoML's document, completed (service/openapi.py)."""
         return complete(MNISTService.openapi_spec.asdict(),  # type: ignore[attr-defined]
-                        predict_paths=PREDICT_PATHS, max_batch=self.settings.max_batch,
+                        errors=ROUTE_ERRORS, max_batch=self.settings.max_batch,
                         title="MNIST digit classifier", version=str(self.stored.tag.version))
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
@@ -291,7 +309,7 @@ class MNISTService:
         return predictions_from(await self._infer_one(one))[0]
 
     @bentoml.api(input_spec=ImageInput)
-    @renders_input_errors
+    @renders_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
         s = self.settings
@@ -299,7 +317,7 @@ class MNISTService:
         return await self._prediction(await self._decode(files))
 
     @bentoml.api(input_spec=ImagesInput)
-    @renders_input_errors
+    @renders_errors
     async def predict_batch(self, ctx: bentoml.Context) -> BatchPrediction:
         """Classify 1-256 images (multipart fields `images`) in one inference call."""
         s = self.settings
@@ -308,7 +326,7 @@ class MNISTService:
         return BatchPrediction(predictions=self._predictions(await self._decode(files)))
 
     @bentoml.api(input_spec=ImageInput)
-    @renders_input_errors
+    @renders_errors
     async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
         """What the model sees: the 28x28 input made from multipart field `image` (a PNG)."""
         s = self.settings
@@ -317,7 +335,7 @@ class MNISTService:
         return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
 
     @bentoml.api(input_spec=PixelsInput)
-    @renders_input_errors
+    @renders_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
         pixels = await read_pixels(ctx.request, self.settings.max_body_bytes,

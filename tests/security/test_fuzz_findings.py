@@ -23,7 +23,7 @@ from core.png import encode_png
 from fuzz import pipeline
 from fuzz.pipeline import SEP, Finding, decode_input, multipart, run_one
 from fuzz.seeds import write_seeds
-from service.errors import InputError
+from service.errors import BadRequest, ServiceError
 from tests.helpers import ROOT
 
 DIGIT = np.zeros((28, 28), np.uint8)
@@ -63,10 +63,10 @@ def test_the_oracle_catches_what_it_forbids(monkeypatch):
             pipeline.check_batch(batch, files)
 
     async def server_error(self, files):
-        raise InputError(500, "internal")
+        raise ServiceError("internal")  # a 500
 
     async def leak(self, files):
-        raise InputError(400, "cannot identify <_io.BytesIO object at 0x7f00deadbeef>")
+        raise BadRequest("cannot identify <_io.BytesIO object at 0x7f00deadbeef>")
 
     for decode in (server_error, leak):
         monkeypatch.setattr(pipeline, "_DECODE", decode)

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from service.backpressure import HeavyWork
-from service.errors import InputError
+from service.errors import Busy
 
 
 def test_slots_then_queue_then_503_with_retry_after():
-    async def scenario() -> tuple[list[str], InputError]:
+    async def scenario() -> tuple[list[str], Busy]:
         gate, release, log = HeavyWork(slots=1, queue=1), asyncio.Event(), []
 
         async def job(name: str) -> None:
@@ -23,7 +23,7 @@ def test_slots_then_queue_then_503_with_retry_after():
         await asyncio.sleep(0)
         second = asyncio.create_task(job("b"))  # waits in the queue
         await asyncio.sleep(0)
-        with pytest.raises(InputError) as info:
+        with pytest.raises(Busy) as info:
             async with gate.slot():
                 pass
         release.set()

@@ -8,7 +8,7 @@ import asyncio
 import numpy as np
 
 from service.batching import batched
-from service.errors import InputError
+from service.errors import Overloaded
 
 
 def test_concurrent_calls_are_batched_and_answered_in_order():
@@ -54,7 +54,7 @@ def test_a_call_over_the_latency_budget_is_a_503():
                                       for _ in range(30)), return_exceptions=True)
 
     results = asyncio.run(main())
-    refused = [r for r in results if isinstance(r, InputError)]
+    refused = [r for r in results if isinstance(r, Overloaded)]
     assert refused and all(r.status == 503 for r in refused)
 
 

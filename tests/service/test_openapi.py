@@ -32,11 +32,15 @@ def doc(client) -> dict:
 
 @pytest.mark.parametrize("path", PREDICT_PATHS)
 def test_every_error_we_answer_is_documented_with_its_body(doc, path):
+    from service.service import ROUTE_ERRORS
+
     op = doc["paths"][path]["post"]
     assert op["requestBody"]["required"] is True
-    expected = {"200", "400", "408", "413", "415", "422", "500"}
-    expected |= {"503"} if path != "/predict_pixels" else set()  # only images are decoded
+    # 503 everywhere: a decode slot (images) or the adaptive batcher (/predict_pixels too).
+    expected = {"200", "400", "408", "413", "415", "422", "503", "500"}
     assert set(op["responses"]) == expected
+    assert set(op["responses"]) - {"200", "500"} == {str(e.status) for e in ROUTE_ERRORS[path]}
+    assert "Retry-After" in op["responses"]["503"]["headers"]
     error = op["responses"]["413"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}
     assert doc["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
