@@ -29,9 +29,10 @@ def _overloaded() -> np.ndarray:
 
 
 def batched(infer: Infer, max_latency_ms: int,
-            max_batch_size: int = 256) -> Callable[[np.ndarray], Awaitable[np.ndarray]]:
+            max_batch_size: int) -> Callable[[np.ndarray], Awaitable[np.ndarray]]:
     """An async version of `infer` for [n, 28, 28] inputs whose concurrent calls share
-    one `infer` call (n is usually 1: one request's image)."""
+    one `infer` call (n is usually 1: one request's image) of at most max_batch_size
+    images (the service passes MNIST_MAX_BATCH)."""
 
     async def infer_many(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = infer(np.concatenate(inputs) if len(inputs) > 1 else inputs[0])

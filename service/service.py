@@ -87,10 +87,6 @@ def _store() -> str:
 
 # BentoML needs the model tag and worker count when the class is defined.
 SETTINGS = _settings_or_refuse()
-# Decoding takes time by the pixels a header declares, not by the file's size (a 630-byte
-# JPEG can declare 24 Mpx): up to 512x512 (a few ms at worst) on the event loop, larger on
-# a thread, through the worker's bounded HeavyWork slots.
-INLINE_DECODE_PIXELS = 512 * 512
 
 
 class _NoFields:
@@ -260,7 +256,8 @@ class MNISTService:
         self.engine = load_engine(self.stored, self.settings)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         budget = self.settings.batch_max_latency_ms
-        self._infer_one = batched(self.engine.probabilities, budget) if budget else None
+        self._infer_one = batched(self.engine.probabilities, budget,
+                                  self.settings.max_batch) if budget else None
         log.info("serving %s with %s", self.stored.tag, self.engine.provider)
 
     def model_info(self) -> ModelInfo:
@@ -294,7 +291,10 @@ class MNISTService:
         if fast is not None:
             return fast
         opened = open_images(files, s.max_pixels, s.max_side)  # headers only; 413s here
-        if declared_pixels(opened) <= INLINE_DECODE_PIXELS:
+        # Decoding costs by the pixels a header declares, not by the file's size (a 630-byte
+        # JPEG can declare 24 Mpx): small images on the event loop, larger ones on a
+        # thread, through the worker's bounded HeavyWork slots.
+        if declared_pixels(opened) <= s.inline_decode_pixels:
             return to_model_batch(opened)
         async with self.heavy.slot():
             return await asyncio.to_thread(to_model_batch, opened)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     oip_max_id_chars: int = Field(default=256, ge=0, description="longest `id` of an Open "
                                   "Inference Protocol request, which the answer echoes "
                                   "(400 above; clients send 36-character UUIDs)")
+    inline_decode_pixels: int = Field(default=512 * 512, ge=0, description="pixels an "
+                                      "image may declare and still be decoded on the event "
+                                      "loop (a few ms at worst); larger ones are decoded on "
+                                      "threads, through the decode slots")
     decode_slots: int = Field(default=2, ge=1, description="large images decoded at once "
                               "per worker, on threads (docs/security.md)")
     decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "

@@ -19,7 +19,7 @@ def test_concurrent_calls_are_batched_and_answered_in_order():
         return np.repeat(x.reshape(len(x), -1)[:, :1], 10, axis=1)  # row i: its pixel [0, 0]
 
     async def main() -> list[np.ndarray]:
-        infer_one = batched(infer, max_latency_ms=10_000)
+        infer_one = batched(infer, max_latency_ms=10_000, max_batch_size=256)
         inputs = [np.full((1, 28, 28), i, np.float32) for i in range(200)]
         return await asyncio.gather(*(infer_one(x) for x in inputs))
 
@@ -34,7 +34,7 @@ def test_an_inference_error_reaches_every_caller_of_its_batch():
         raise RuntimeError("boom")
 
     async def main() -> list[object]:
-        infer_one = batched(infer, max_latency_ms=10_000)
+        infer_one = batched(infer, max_latency_ms=10_000, max_batch_size=256)
         return await asyncio.gather(*(infer_one(np.zeros((1, 28, 28), np.float32))
                                       for _ in range(20)), return_exceptions=True)
 
@@ -61,7 +61,8 @@ def test_a_call_over_the_latency_budget_is_a_503():
 def test_one_batcher_serves_successive_event_loops():
     """A dispatcher belongs to the loop it started on; an in-process client runs one loop
     per test module, and the service's batcher must answer on each."""
-    infer_one = batched(lambda x: np.zeros((len(x), 10), np.float32), max_latency_ms=10_000)
+    infer_one = batched(lambda x: np.zeros((len(x), 10), np.float32), max_latency_ms=10_000,
+                        max_batch_size=256)
     for _ in range(2):
         out = asyncio.run(asyncio.wait_for(infer_one(np.zeros((1, 28, 28), np.float32)), 5))
         assert out.shape == (1, 10)
