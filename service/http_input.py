@@ -54,7 +54,7 @@ async def _limited(request: Request, limit: int,
     except ClientDisconnect:
         # Left to BentoML, a hang-up mid-upload is an ERROR traceback and a 500 sample.
         raise ClientGone("the client closed the connection before the body "
-                                      "was complete") from None
+                         "was complete") from None
 
 
 @asynccontextmanager
@@ -97,11 +97,16 @@ def json_limit(values: int) -> int:
     return values * BYTES_PER_VALUE + JSON_SLACK
 
 
-async def read_json_body(request: Request, limit: int, timeout: float = 10,
-                         what: str | None = None) -> bytes:
-    """The whole JSON body; `what` names the limit in a 413 ("over the N-byte limit")."""
+async def read_json_body(request: Request, limit: int, timeout: float, *, largest_valid: int,
+                         kind: str) -> bytes:
+    """The whole JSON body of a `kind` request, refused unread (413) past the body limit
+    or past `largest_valid`, the most bytes any valid one can need (json_limit)."""
     if media_type(request) not in ("application/json", ""):
         raise UnsupportedMedia(f"expected application/json, got {echo(media_type(request))}")
+    if largest_valid < limit:
+        limit, what = largest_valid, f"larger than any valid {kind} ({largest_valid} bytes)"
+    else:
+        what = None
     _check_declared_length(request, limit, what)
     async with _body_deadline(timeout):
         body = b"".join([c async for c in _limited(request, limit, what)])
@@ -113,16 +118,15 @@ async def read_json_body(request: Request, limit: int, timeout: float = 10,
 async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.ndarray:
     """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise).
     A body larger than any valid one is refused unread (413)."""
-    cap = min(limit, json_limit(CONTRACT.height * CONTRACT.width))
-    body = await read_json_body(request, cap, timeout,
-                                what=f"larger than any valid pixels request ({cap} bytes)")
+    body = await read_json_body(request, limit, timeout, kind="pixels request",
+                                largest_valid=json_limit(CONTRACT.height * CONTRACT.width))
     try:
         req = PixelsRequest.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise Unprocessable(f"{where}: {first['msg']} "
-                              f"({exc.error_count()} error(s) in all)") from None
+                            f"({exc.error_count()} error(s) in all)") from None
     return np.asarray(req.pixels, dtype=np.float32)[None]
 
 
@@ -146,7 +150,7 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
     mt = media_type(request)
     if mt != "multipart/form-data":
         raise UnsupportedMedia(f"expected multipart/form-data with a file field {field!r}, "
-                              f"got {echo(mt) if mt else 'no content type'}")
+                               f"got {echo(mt) if mt else 'no content type'}")
     _check_declared_length(request, limit)
     parser = _FilePartsParser(request.headers, _limited(request, limit),
                              max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
@@ -165,13 +169,13 @@ async def read_files(request: Request, field: str, limit: int, max_files: int,
         if len(values) > max_files:
             # Too many for a batch is a size limit; two where one is expected is a mistake.
             raise (TooLarge if max_files > 1 else BadRequest)(
-                             f"{len(values)} files in {field!r}; at most {max_files}")
+                f"{len(values)} files in {field!r}; at most {max_files}")
         files = []
         for i, value in enumerate(values):
             if not isinstance(value, UploadFile):
                 # A URL or any other text: we never fetch anything on a client's behalf.
                 raise BadRequest(f"field {field!r} must be a file upload, got text "
-                                      "(URLs are not fetched)")
+                                 "(URLs are not fetched)")
             data = await value.read()
             if not data:
                 raise BadRequest(f"file #{i + 1} in {field!r} is empty")

@@ -52,7 +52,7 @@ class Budget:
         self.steps += 1
         if self.steps > self.max_chunks:
             raise TooLarge(f"over {self.max_chunks} PNG chunks or JPEG segments in "
-                                  "one request")
+                           "one request")
 
 
 def _png_for_decoder(data: bytes, budget: Budget) -> bytes:
@@ -95,7 +95,7 @@ def _count_jpeg_scans(data: bytes, budget: Budget) -> None:
             scans = data.count(b"\xff\xda", pos)
             if scans > budget.max_scans:
                 raise TooLarge(f"JPEG has {scans} scans: over the limit of "
-                                      f"{budget.max_scans}")
+                               f"{budget.max_scans}")
             return
         pos += 2 if marker in _STANDALONE else 2 + struct.unpack_from(">H", data, pos + 2)[0]
 

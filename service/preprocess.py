@@ -98,7 +98,7 @@ def _check_size(img: Image.Image, max_pixels: int, max_side: int) -> None:
     w, h = img.size
     if w * h > max_pixels or max(w, h) > max_side:
         raise TooLarge(f"image is {w}x{h}: over the limit of {max_pixels} pixels "
-                              f"or {max_side} pixels a side")
+                       f"or {max_side} pixels a side")
     if w < 1 or h < 1:
         raise BadRequest("image has no pixels")
 
@@ -119,7 +119,7 @@ def open_images(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
     total = declared_pixels(opened)
     if len(files) > 1 and total > max_pixels:
         raise TooLarge(f"the {len(files)} images total {total} pixels: over the "
-                              f"{max_pixels}-pixel limit of one request")
+                       f"{max_pixels}-pixel limit of one request")
     return opened
 
 

@@ -91,9 +91,9 @@ async def oip_model_ready(_: Request) -> JSONResponse:
 async def oip_infer(request: Request) -> JSONResponse:
     svc = _svc()
     s = svc.settings
-    limit = min(s.max_body_bytes, oip.body_limit(s.max_batch))
-    body = await read_json_body(request, limit, s.body_timeout_s, what=(
-        f"larger than any valid inference request ({limit} bytes)"))
+    body = await read_json_body(request, s.max_body_bytes, s.body_timeout_s,
+                                kind="inference request",
+                                largest_valid=oip.body_limit(s.max_batch))
     req = oip.parse_infer(body, s.max_batch, s.oip_max_id_chars)
     return JSONResponse(oip.infer_response(req, svc.engine.logits(req.pixels), _version()))
 

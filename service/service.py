@@ -17,13 +17,16 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 import bentoml
 import numpy as np
+from bentoml._internal.configuration.containers import BentoMLContainer
 from PIL import Image
 from pydantic import BaseModel
 
+from core import modelstore
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.backpressure import HeavyWork
 from service.batching import batched
@@ -157,11 +160,6 @@ def _stored_model(tag: str) -> bentoml.Model:
     ModelLoadError names what is wrong and the exact fix. `name:latest` is resolved there,
     not by BentoML, whose lookup adopts a partial version and fails on an empty `latest`.
     Reads the store only: the service may run on a read-only one."""
-    from pathlib import Path
-
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    from core import modelstore
 
     def read_info(folder: Path) -> tuple[Any, Any]:
         info = bentoml.Model.from_path(folder).info
