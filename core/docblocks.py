@@ -1,0 +1,56 @@
+"""Generated blocks inside hand-written markdown: how a table or a figure from a generated
+source enters README.md or docs/ without being copied by hand.
+
+    python -c "from core.docblocks import read_block; print(read_block(open('README.md').read(), 'settings'))"
+
+A block is delimited by two HTML comments, which markdown does not show:
+
+    <!-- generated: settings (python -m service.settings --write) -->
+    | variable | default | meaning |
+    <!-- end generated: settings -->
+
+The text after the name says what writes the block. Its writer calls write_block(); a test
+renders the block from its source again and compares it with read_block(), so a figure in
+a page can never drift from the file it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+class BlockError(ValueError):
+    """A page lacks the named block, or holds it more than once."""
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- generated: {re.escape(name)}(?= |-->)[^\n]*-->\n)(.*?)"
+                      rf"(<!-- end generated: {re.escape(name)} -->)", re.S)
+
+
+def _one_match(text: str, name: str) -> re.Match[str]:
+    found = list(_pattern(name).finditer(text))
+    if len(found) != 1:
+        raise BlockError(f"expected one generated block {name!r}, found {len(found)}")
+    return found[0]
+
+
+def read_block(text: str, name: str) -> str:
+    """The body of block `name`, without its delimiters and trailing newline."""
+    return _one_match(text, name)[2].rstrip("\n")
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """`text` with block `name`'s body replaced by `body`; its delimiters are kept."""
+    match = _one_match(text, name)
+    return text[:match.start(2)] + body.rstrip("\n") + "\n" + text[match.end(2):]
+
+
+def write_block(path: Path, name: str, body: str) -> bool:
+    """Replace block `name` in the file at `path`; whether the file changed."""
+    old = path.read_text()
+    new = replace_block(old, name, body)
+    if new != old:
+        path.write_text(new)
+    return new != old
