@@ -28,7 +28,8 @@ from pathlib import Path
 
 from benchmarks import ceiling, render
 from clients import server_process as process
-from service.settings import Settings, usable_cpus
+from service.cpus import usable_cpus
+from service.settings import Settings
 
 ROOT = process.ROOT
 

@@ -54,24 +54,6 @@ def test_the_readme_table_is_generated_from_the_settings():
     assert markdown_table() in (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({}, None),  # no cgroup files: the affinity mask alone
-    ({"cpu.max": "max 100000\n"}, None),  # v2, no quota
-    ({"cpu.max": "100000 100000\n"}, 1),  # v2, one CPU (docker --cpus 1)
-    ({"cpu.max": "150000 100000\n"}, 1),  # 1.5 CPUs: a second worker would be throttled
-    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1
-    ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
-])
-def test_usable_cpus_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch, files, expected):
-    from service.settings import usable_cpus
-
-    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1, 2, 3})
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    assert usable_cpus(tmp_path) == (expected or 4)
-
-
 def test_workers_default_to_the_usable_cpus_and_env_overrides(monkeypatch):
     monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
     monkeypatch.delenv("MNIST_WORKERS", raising=False)
