@@ -27,10 +27,21 @@ T = TypeVar("T")
 
 
 class ServiceError(Exception):
-    """A request the service answers with `status` and `{"error": message}`."""
+    """A request the service answers with `status` and `{"error": message}`.
+
+    A subclass declares its answer on its class line, `class TooLarge(InputError,
+    status=413)`, and what the OpenAPI document says of it in its docstring."""
 
     status: ClassVar[int] = 500
     retry_after_s: ClassVar[int | None] = None  # a Retry-After header, for a busy server
+
+    def __init_subclass__(cls, status: int | None = None, retry_after_s: int | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if retry_after_s is not None:
+            cls.retry_after_s = retry_after_s
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -49,60 +60,48 @@ class ServiceError(Exception):
         return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
 
-class InputError(ServiceError):
+class InputError(ServiceError, status=400):
     """The client's mistake (a 4xx): its subclasses name which."""
 
-    status = 400
 
-
-class BadRequest(InputError):
+class BadRequest(InputError, status=400):
     """Malformed request: not multipart or JSON, a missing or repeated field, not an image."""
 
-    status = 400
 
-
-class BodyTimeout(InputError):
+class BodyTimeout(InputError, status=408):
     """The body did not arrive within the body timeout."""
 
-    status = 408
 
-
-class TooLarge(InputError):
+class TooLarge(InputError, status=413):
     """Body, image, batch or file structure over a limit (see GET /model `limits`)."""
 
-    status = 413
 
-
-class UnsupportedMedia(InputError):
+class UnsupportedMedia(InputError, status=415):
     """A file that is not a PNG or JPEG image, or a body of another media type."""
 
-    status = 415
 
-
-class Unprocessable(InputError):
+class Unprocessable(InputError, status=422):
     """Valid syntax but no digit to read: a blank image, or pixels out of range."""
 
-    status = 422
+
+class NoRoute(ServiceError, status=404):
+    """No such path (service/safe_responses.py renders Starlette's own 404 as this)."""
 
 
-class ClientGone(ServiceError):
+class MethodNotAllowed(ServiceError, status=405):
+    """The path exists, not for this method."""
+
+
+class ClientGone(ServiceError, status=499):  # nginx's "client closed request"
     """The client closed the connection before its request was complete (never read)."""
 
-    status = 499  # nginx's "client closed request": not a server error
 
-
-class Busy(ServiceError):
+class Busy(ServiceError, status=503, retry_after_s=1):
     """Too many large images are being decoded: retry after `Retry-After` seconds."""
 
-    status = 503
-    retry_after_s = 1
 
-
-class Overloaded(ServiceError):
+class Overloaded(ServiceError, status=503, retry_after_s=1):
     """The inference could not be served within the batching latency budget: retry."""
-
-    status = 503
-    retry_after_s = 1
 
 
 # What an error message shows of a client's value: enough to recognise it, never the

@@ -17,16 +17,26 @@ An ASGI middleware around BentoML's routes, our endpoints and its own (/docs, /r
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import MethodNotAllowed, NoRoute, ServiceError, error_response
+
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; connect-src 'self'; frame-src 'none'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-_REASONS = {404: "no route", 405: "method not allowed:"}
+# Starlette's plain-text answers that become ours, and what ours say.
+_REPLACED: dict[int, tuple[type[ServiceError], str]] = {
+    404: (NoRoute, "no route"), 405: (MethodNotAllowed, "method not allowed:")}
+
+
+def _replacement(status: int, method: str, path: str) -> bytes:
+    """The JSON body every other error has (errors.error_response); bounded: the path is
+    cut, and JSON escapes what it holds."""
+    error, reason = _REPLACED[status]
+    return bytes(error_response(error(f"{reason} {method} {path[:200]}")).body)
 
 
 def _same_site(location: str) -> str:
@@ -62,14 +72,13 @@ class SafeResponses:
                 status = message["status"]
                 if 300 <= status < 400 and "location" in headers:
                     headers["location"] = _same_site(headers["location"])
-                if status in _REASONS and ctype.startswith("text/plain"):
+                if status in _REPLACED and ctype.startswith("text/plain"):
                     replacing = True
-                    # Bounded: the path is cut, and json.dumps escapes what it holds.
-                    body = json.dumps({"error": f"{_REASONS[status]} {method} {path[:200]}"})
+                    body = _replacement(status, method, path)
                     headers["content-type"] = "application/json"
-                    headers["content-length"] = str(len(body.encode()))
+                    headers["content-length"] = str(len(body))
                     await send(message)
-                    await send({"type": "http.response.body", "body": body.encode()})
+                    await send({"type": "http.response.body", "body": body})
                     return
             elif message["type"] == "http.response.body" and replacing:
                 return  # the plain-text body is dropped: ours went out with the start
