@@ -1,7 +1,7 @@
 """Generated blocks inside hand-written markdown: how a table or a figure from a generated
 source enters README.md or docs/ without being copied by hand.
 
-    python -c "from core.docblocks import read_block; print(read_block(open('README.md').read(), 'settings'))"
+    python -c "import core.docblocks as b; print(b.read_block(open('README.md').read(),'settings'))"
 
 A block is delimited by two HTML comments, which markdown does not show:
 

@@ -1,6 +1,10 @@
-"""A worker must not outlive the `bentoml serve` process that started it.
+"""How the service's processes stop: refusing to start in one line, and a worker that
+must not outlive the `bentoml serve` process that started it.
 
     pytest tests/security/test_lifecycle.py     # SIGKILL the main process, restart on the port
+
+What cannot serve (a bad setting, a bad model) stops `bentoml serve` with one line and
+exit 1, never a traceback or crash-looping workers behind a closed port.
 
 When the main process is SIGKILLed (the OOM killer, `kill -9`), nothing tells its
 workers: they keep the listening socket, and the next start on that port fails with
@@ -14,10 +18,17 @@ import ctypes
 import logging
 import signal
 import sys
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def refuse_to_start(reason: object) -> NoReturn:
+    """What cannot serve stops `bentoml serve` here: one line, exit 1, no traceback."""
+    print(f"mnist service cannot start: {reason}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> bool:

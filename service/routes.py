@@ -6,8 +6,8 @@
 
 One Starlette app, mounted at "/" in front of BentoML's own routes (a mounted app claims
 only the paths it has, and comes first: so "/" and /docs.json are ours). Each route
-handles HTTP and delegates: to the service instance (`bentoml.get_current_service()`:
-settings, engine, model_info(), openapi()) and to service/oip.py for the protocol.
+handles HTTP and delegates: to the worker's service instance, through the `Served`
+interface below, and to service/oip.py for the protocol.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import functools
 import importlib.metadata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import bentoml
 from starlette.applications import Starlette
@@ -26,21 +26,36 @@ from starlette.routing import Route
 
 from core.contract import MODEL_NAME
 from service import oip
+from service.engine import Engine
 from service.errors import renders_route_errors
 from service.http_input import read_json_body
 from service.metrics import metrics_route
+from service.schemas import ModelInfo
+from service.settings import Settings
 
 PAGE = Path(__file__).parent / "page"
 OIP_MODEL = f"/v2/models/{MODEL_NAME}"
 OIP_INFER = f"{OIP_MODEL}/infer"
 
 
-def _svc() -> Any:
-    return bentoml.get_current_service()
+class Served(Protocol):
+    """What the routes use of the service (service/service.py's MNISTService)."""
+
+    settings: Settings
+    engine: Engine
+
+    @property
+    def model_version(self) -> str: ...
+
+    def model_info(self) -> ModelInfo: ...
+
+    def openapi(self) -> dict[str, Any]: ...
 
 
-def _version() -> str:
-    return str(_svc().stored.tag.version)
+def _served() -> Served:
+    """This worker's service instance: BentoML makes it before the first request. The
+    routes are built before the service class (which mounts them), so they look it up."""
+    return cast(Served, bentoml.get_current_service())
 
 
 @functools.cache
@@ -59,11 +74,11 @@ def _file(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]
 
 
 async def model_route(_: Request) -> JSONResponse:
-    return JSONResponse(_svc().model_info().model_dump())
+    return JSONResponse(_served().model_info().model_dump())
 
 
 async def openapi_route(_: Request) -> JSONResponse:
-    return JSONResponse(_svc().openapi())
+    return JSONResponse(_served().openapi())
 
 
 async def oip_server(_: Request) -> JSONResponse:
@@ -80,7 +95,7 @@ async def oip_ready(_: Request) -> JSONResponse:
 
 
 async def oip_model(_: Request) -> JSONResponse:
-    return JSONResponse(oip.model_metadata(_version()))
+    return JSONResponse(oip.model_metadata(_served().model_version))
 
 
 async def oip_model_ready(_: Request) -> JSONResponse:
@@ -89,13 +104,13 @@ async def oip_model_ready(_: Request) -> JSONResponse:
 
 @renders_route_errors
 async def oip_infer(request: Request) -> JSONResponse:
-    svc = _svc()
-    s = svc.settings
-    body = await read_json_body(request, s.max_body_bytes, s.body_timeout_s,
-                                kind="inference request",
-                                largest_valid=oip.body_limit(s.max_batch))
-    req = oip.parse_infer(body, s.max_batch, s.oip_max_id_chars)
-    return JSONResponse(oip.infer_response(req, svc.engine.logits(req.pixels), _version()))
+    served = _served()
+    limits = served.settings
+    body = await read_json_body(request, limits, kind="inference request",
+                                largest_valid=oip.body_limit(limits.max_batch))
+    req = oip.parse_infer(body, limits.max_batch, limits.oip_max_id_chars)
+    logits = served.engine.logits(req.pixels)
+    return JSONResponse(oip.infer_response(req, logits, served.model_version))
 
 
 def web_app() -> Starlette:

@@ -236,12 +236,12 @@ def _service_resolution(home: Path) -> tuple[str, str]:
     from bentoml._internal.models.model import ModelStore
 
     from service.engine import ModelLoadError
-    from service.service import _stored_model
+    from service.store import complete_version
 
     before = BentoMLContainer.model_store.get()
     BentoMLContainer.model_store.set(ModelStore(home / "models"))
     try:
-        return "serves", str(_stored_model(f"{MODEL_NAME}:latest").tag.version)
+        return "serves", str(complete_version(f"{MODEL_NAME}:latest").tag.version)
     except ModelLoadError as exc:
         return "refuses", str(exc)
     finally:
