@@ -35,7 +35,7 @@ CHILD = """
 import os, pathlib, signal, sys, time
 marker = pathlib.Path(os.environ["MNIST_DRAIN_MARKER"])
 def on(sig, _):
-    print(f"{signal.Signals(sig).name} {time.time():.3f} {marker.exists()}", flush=True)
+    print(f"{signal.Signals(sig).name} {time.time():.6f} {marker.exists()}", flush=True)
     sys.exit(int(os.environ.get("CHILD_EXIT", "0")))
 signal.signal(signal.SIGTERM, on)
 signal.signal(signal.SIGINT, on)
