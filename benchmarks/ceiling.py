@@ -3,7 +3,8 @@
     python -m benchmarks.ceiling --onnx artifacts/model.onnx --data-dir ../shared/data/mnist
     python -m benchmarks.ceiling ... --providers CUDAExecutionProvider --json gpu.json  # on a GPU
 
-One thread, no HTTP: what the service could reach at best on one core.
+One thread, no HTTP: what the service could reach at best on one core, with its
+preprocessing under its settings (MNIST_* variables apply).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.data import load_idx_folder
 from core.png import encode_png
 from service.engine import Engine
 from service.preprocess import to_model_input
+from service.settings import Settings, load_settings
 
 
 def _rate(fn: Callable[[], int], min_seconds: float = 2.0) -> float:
@@ -33,7 +35,8 @@ def _rate(fn: Callable[[], int], min_seconds: float = 2.0) -> float:
     return done / elapsed
 
 
-def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = ()) -> dict:
+def measure(onnx_path: str | Path, data_dir: str, limits: Settings,
+            providers: tuple[str, ...] = ()) -> dict:
     images = load_idx_folder(data_dir).test_images[:1024]
     pngs = [encode_png(d) for d in images]
     engine = Engine(onnx_path, providers=providers, threads=1)
@@ -44,13 +47,14 @@ def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = (
     def pipeline_one() -> int:
         data = pngs[state["i"] % len(pngs)]
         state["i"] += 1
-        engine.probabilities(to_model_input(data)[None])
+        engine.probabilities(to_model_input(data, limits)[None])
         return 1
 
     def pipeline_batch64() -> int:
         start = state["i"] % (len(pngs) - 64)
         state["i"] += 64
-        engine.probabilities(np.stack([to_model_input(d) for d in pngs[start:start + 64]]))
+        engine.probabilities(np.stack([to_model_input(d, limits)
+                                       for d in pngs[start:start + 64]]))
         return 64
 
     t0, n = time.perf_counter(), 2000
@@ -59,7 +63,8 @@ def measure(onnx_path: str | Path, data_dir: str, providers: tuple[str, ...] = (
     batch1_us = (time.perf_counter() - t0) / n * 1e6
     # The whole preprocessing of a 28x28 PNG against Pillow's decode of it alone.
     sample = pngs[:256]
-    preprocess_us = 1e6 / _rate(lambda: sum(1 for d in sample if to_model_input(d) is not None))
+    preprocess_us = 1e6 / _rate(lambda: sum(1 for d in sample
+                                            if to_model_input(d, limits) is not None))
     decode_us = 1e6 / _rate(lambda: sum(1 for d in sample
                                         if np.asarray(Image.open(io.BytesIO(d))).size))
     return {
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--providers", nargs="*", default=[], help="onnxruntime providers")
     p.add_argument("--json", default=None, help="write the figures here too")
     args = p.parse_args(argv)
-    result = measure(args.onnx, args.data_dir, tuple(args.providers))
+    result = measure(args.onnx, args.data_dir, load_settings(), tuple(args.providers))
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -4,7 +4,8 @@
     BENCH_ONNX_PATH=artifacts/model.onnx uvicorn benchmarks.peer:minimal --port 3101
 
 `app`: a bare FastAPI endpoint with the same ONNX model, the same Engine and the same
-preprocessing functions as the service, so the benchmark compares the frameworks.
+preprocessing functions as the service, under the service's settings (MNIST_* variables
+apply), so the benchmark compares the frameworks.
 `minimal`: the least a FastAPI endpoint can do: decode the PNG with Pillow and run
 the model, no validation, no layout; what all of the service's own work is measured
 against.
@@ -25,15 +26,22 @@ from service.engine import Engine
 from service.errors import ServiceError
 from service.preprocess import to_model_input
 from service.schemas import Prediction, predictions_from
+from service.settings import Settings, load_settings
 
-state: dict[str, Engine] = {}
+
+class _State:
+    engine: Engine
+    limits: Settings
+
+
+state = _State()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    state["engine"] = Engine(os.environ["BENCH_ONNX_PATH"])
+    state.limits = load_settings()
+    state.engine = Engine(os.environ["BENCH_ONNX_PATH"], threads=state.limits.ort_threads)
     yield
-    state.clear()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -47,10 +55,10 @@ async def readyz() -> dict[str, str]:
 @app.post("/predict", response_model=Prediction)
 async def predict(image: Annotated[UploadFile, File()]) -> Prediction:
     try:
-        x = to_model_input(await image.read())
+        x = to_model_input(await image.read(), state.limits)
     except ServiceError as exc:
         raise HTTPException(exc.status, exc.message) from None
-    return predictions_from(state["engine"].probabilities(x[None]))[0]
+    return predictions_from(state.engine.probabilities(x[None]))[0]
 
 
 minimal = FastAPI(lifespan=lifespan)
@@ -60,4 +68,4 @@ minimal.get("/readyz")(readyz)
 @minimal.post("/predict", response_model=Prediction)
 async def predict_minimal(image: Annotated[UploadFile, File()]) -> Prediction:
     pixels = np.asarray(Image.open(io.BytesIO(await image.read())), dtype=np.float32)
-    return predictions_from(state["engine"].probabilities(pixels[None]))[0]
+    return predictions_from(state.engine.probabilities(pixels[None]))[0]

@@ -165,12 +165,11 @@ def check_batch(batch: np.ndarray, files: list[bytes]) -> None:
     blank = [i for i, image in enumerate(batch) if image.max() < 1]
     if blank:
         raise Finding(f"blank model input for image(s) {blank}: answered, not a 422")
-    s = SETTINGS
-    files = for_decoders(files, s.max_image_chunks, s.max_jpeg_scans)  # as _decode does
-    fast = fast_model_batch(files, s.max_pixels, s.max_side)
+    files = for_decoders(files, SETTINGS)  # as preprocess.prepare does
+    fast = fast_model_batch(files, SETTINGS)
     if fast is not None:
         try:
-            general = to_model_batch(open_images(files, s.max_pixels, s.max_side))
+            general = to_model_batch(open_images(files, SETTINGS), SETTINGS)
         except ServiceError as exc:
             raise Finding(f"the fast path answered, the general one said {exc}") from exc
         if not np.array_equal(fast, general):
@@ -179,9 +178,7 @@ def check_batch(batch: np.ndarray, files: list[bytes]) -> None:
 
 async def serve(up: Upload) -> np.ndarray:
     """What /predict or /predict_batch does with the request, up to the model input."""
-    s = SETTINGS
-    files = await read_files(request_for(up), up.field, s.max_body_bytes, up.max_files,
-                             s.body_timeout_s)
+    files = await read_files(request_for(up), up.field, up.max_files, SETTINGS)
     batch: np.ndarray = await _DECODE(_SERVICE, files)
     check_batch(batch, files)
     return batch

@@ -105,9 +105,9 @@ class _Supervisor:
 
 
 def _drain_seconds() -> float:
-    """MNIST_DRAIN_S, read when it is needed: the settings module pulls in the image
-    libraries (~40 MB resident), which this process, alive as long as the container,
-    should not carry. The server validated the same environment when it started."""
+    """MNIST_DRAIN_S, read when it is needed: the settings module pulls in pydantic,
+    which this process, alive as long as the container, need not carry until then. The
+    server validated the same environment when it started."""
     from service.settings import load_settings
 
     try:

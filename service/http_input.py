@@ -32,6 +32,7 @@ from service.errors import (
     echo,
 )
 from service.schemas import PixelsRequest
+from service.settings import Settings
 
 
 def media_type(request: Request) -> str:
@@ -97,28 +98,27 @@ def json_limit(values: int) -> int:
     return values * BYTES_PER_VALUE + JSON_SLACK
 
 
-async def read_json_body(request: Request, limit: int, timeout: float, *, largest_valid: int,
+async def read_json_body(request: Request, limits: Settings, *, largest_valid: int,
                          kind: str) -> bytes:
     """The whole JSON body of a `kind` request, refused unread (413) past the body limit
     or past `largest_valid`, the most bytes any valid one can need (json_limit)."""
     if media_type(request) not in ("application/json", ""):
         raise UnsupportedMedia(f"expected application/json, got {echo(media_type(request))}")
+    limit, what = limits.max_body_bytes, None
     if largest_valid < limit:
         limit, what = largest_valid, f"larger than any valid {kind} ({largest_valid} bytes)"
-    else:
-        what = None
     _check_declared_length(request, limit, what)
-    async with _body_deadline(timeout):
+    async with _body_deadline(limits.body_timeout_s):
         body = b"".join([c async for c in _limited(request, limit, what)])
     if not body.strip():
         raise BadRequest("the request body is empty")
     return body
 
 
-async def read_pixels(request: Request, limit: int, timeout: float = 10) -> np.ndarray:
+async def read_pixels(request: Request, limits: Settings) -> np.ndarray:
     """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise).
     A body larger than any valid one is refused unread (413)."""
-    body = await read_json_body(request, limit, timeout, kind="pixels request",
+    body = await read_json_body(request, limits, kind="pixels request",
                                 largest_valid=json_limit(CONTRACT.height * CONTRACT.width))
     try:
         req = PixelsRequest.model_validate_json(body)
@@ -144,21 +144,29 @@ class _FilePartsParser(MultiPartParser):
         super().on_headers_finished()
 
 
-async def read_files(request: Request, field: str, limit: int, max_files: int,
-                     timeout: float = 10) -> list[bytes]:
+# Files a form may carry in other fields than ours, before the parser refuses the body: a
+# browser form's extra inputs are answered with our own message, not a parser's.
+OTHER_FILES = 8
+
+
+async def read_files(request: Request, field: str, max_files: int,
+                     limits: Settings) -> list[bytes]:
     """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
     mt = media_type(request)
     if mt != "multipart/form-data":
         raise UnsupportedMedia(f"expected multipart/form-data with a file field {field!r}, "
                                f"got {echo(mt) if mt else 'no content type'}")
+    limit = limits.max_body_bytes
     _check_declared_length(request, limit)
     parser = _FilePartsParser(request.headers, _limited(request, limit),
-                             max_files=max_files + 8, max_fields=64, max_part_size=64 * 1024)
+                             max_files=max_files + OTHER_FILES,
+                             max_fields=limits.max_form_fields,
+                             max_part_size=limits.max_form_part_bytes)
     # Files stay in memory (the body limit bounds them) instead of spilling over 1 MiB
     # to /tmp: a read-only container's small tmpfs would fill, and an OSError is a 500.
     parser.spool_max_size = limit
     try:
-        async with _body_deadline(timeout):
+        async with _body_deadline(limits.body_timeout_s):
             form = await parser.parse()
     except MultiPartException as exc:
         raise BadRequest(f"malformed multipart body: {exc.message}") from None

@@ -1,7 +1,7 @@
 """What a PNG or JPEG file is made of, walked with bounded work before any decoder sees it.
 
     python -c "import service.image_structure as s; print(len(s.for_decoder(open('d.png',
-        'rb').read(), s.Budget())))"
+        'rb').read(), s.Budget(max_chunks=8192, max_scans=100))))"
 
 A decoder's cost does not follow the pixels alone. Pillow walks a PNG's chunks and a
 JPEG's header segments one at a time in Python inside Image.open(), inflates every zTXt,
@@ -27,13 +27,6 @@ from dataclasses import dataclass, field
 from core.png import SIGNATURE as PNG_SIGNATURE
 from service.errors import TooLarge
 
-# Defaults of MNIST_MAX_IMAGE_CHUNKS and MNIST_MAX_JPEG_SCANS (service/settings.py).
-# A 28x28 digit PNG has 3-6 chunks, a 10 MB photo PNG ~1,300 (8 KiB IDATs), a JPEG ~10-20
-# segments; 8,192 steps of the walk cost ~4 ms. libjpeg's standard progression has 10
-# scans (mozjpeg's up to ~20); each scan is a pass over the image (9 us at 512x512 when
-# it carries no data).
-DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS = 8192, 100
-
 # The PNG chunks a decoder needs for the pixels, and eXIf for their orientation.
 _PNG_KEPT = frozenset((b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"eXIf"))
 _SOS, _EOI = 0xDA, 0xD9
@@ -42,10 +35,11 @@ _STANDALONE = frozenset((0x01, *range(0xD0, 0xD9)))  # TEM, RST0-7, SOI: no leng
 
 @dataclass
 class Budget:
-    """The walk's limits for one request; `steps` counts what its images used so far."""
+    """The walk's limits for one request (MNIST_MAX_IMAGE_CHUNKS, MNIST_MAX_JPEG_SCANS);
+    `steps` counts what its images used so far."""
 
-    max_chunks: int = DEFAULT_MAX_CHUNKS
-    max_scans: int = DEFAULT_MAX_SCANS
+    max_chunks: int
+    max_scans: int
     steps: int = field(default=0)
 
     def step(self) -> None:

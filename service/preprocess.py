@@ -1,11 +1,15 @@
 """Image bytes -> the model's input: pure functions, testable without a server.
 
-    python -c "import service.preprocess as p; print(p.to_model_input(open('d.png','rb').read()))"
+    python -c "import service.preprocess as p, service.settings as s; \
+        print(p.to_model_input(open('d.png', 'rb').read(), s.Settings()))"
 
 Users send phone photos, scans, browser-canvas exports with transparent
 backgrounds and big canvases with a small off-centre digit. Everything is
 brought to the MNIST layout the model was trained on: white ink on black, the
 digit scaled to fit 20x20 and centred by centre of mass in 28x28.
+
+Every limit comes from the service's Settings, passed in: what a request may cost, and
+the one rule of what counts as ink (MNIST_MIN_INK).
 """
 
 from __future__ import annotations
@@ -22,18 +26,12 @@ from core.contract import CONTRACT
 from core.png import SIGNATURE as PNG_SIGNATURE
 from core.png import decode_plain_gray
 from service.errors import BadRequest, TooLarge, Unprocessable, UnsupportedMedia, about_image
-from service.image_structure import DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS, Budget, for_decoder
+from service.image_structure import Budget, for_decoder
+from service.settings import Settings
 
 BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
 SIZE = CONTRACT.height
-# Decoding works on at most this many pixels a side: the digit ends up 20 pixels tall,
-# and a 25-Mpx image at full size costs ~0.5 GB of float work (see docs/security.md).
-WORK_SIDE = 1024
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
-MIN_INK = 32  # the brightest ink over the background, of 255: less is a blank image
-# The defaults of MNIST_MAX_PIXELS and MNIST_MAX_SIDE (service/settings.py). 25 Mpx: a
-# 12-Mpx phone photo passes; memory is bounded by the decode slots (docs/security.md).
-DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE = 25_000_000, 10_000
 
 _SIGNATURES = {  # what clients send instead of PNG/JPEG, for a precise 415
     b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
@@ -55,11 +53,10 @@ def sniff_format(data: bytes) -> str:
     raise BadRequest("the file is not a PNG or JPEG image")
 
 
-def for_decoders(files: list[bytes], max_chunks: int = DEFAULT_MAX_CHUNKS,
-                 max_scans: int = DEFAULT_MAX_SCANS) -> list[bytes]:
+def for_decoders(files: list[bytes], limits: Settings) -> list[bytes]:
     """Each file as its decoder may see it (service/image_structure.py): the chunks and
     segments of them all walked within one budget, before anything is decoded."""
-    budget, out = Budget(max_chunks, max_scans), []
+    budget, out = Budget(limits.max_image_chunks, limits.max_jpeg_scans), []
     for i, data in enumerate(files):
         with about_image(i) if len(files) > 1 else nullcontext():
             out.append(for_decoder(data, budget))
@@ -94,32 +91,31 @@ def _reason(exc: BaseException) -> str:
 Opened = tuple[Image.Image, str]  # a lazily opened image (header read) and its format
 
 
-def _check_size(img: Image.Image, max_pixels: int, max_side: int) -> None:
+def _check_size(img: Image.Image, limits: Settings) -> None:
     w, h = img.size
-    if w * h > max_pixels or max(w, h) > max_side:
-        raise TooLarge(f"image is {w}x{h}: over the limit of {max_pixels} pixels "
-                       f"or {max_side} pixels a side")
+    if w * h > limits.max_pixels or max(w, h) > limits.max_side:
+        raise TooLarge(f"image is {w}x{h}: over the limit of {limits.max_pixels} pixels "
+                       f"or {limits.max_side} pixels a side")
     if w < 1 or h < 1:
         raise BadRequest("image has no pixels")
 
 
-def open_images(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
-                max_side: int = DEFAULT_MAX_SIDE) -> list[Opened]:
+def open_images(files: list[bytes], limits: Settings) -> list[Opened]:
     """Headers only, no pixel data: each image's format and size, checked against the
     limits (413) before anything waits for or spends decoding time; errors name the image.
 
-    One request decodes at most max_pixels in all: a batch of 256 images, each just under
-    the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
+    One request decodes at most MNIST_MAX_PIXELS in all: a batch of many images, each just
+    under the per-image limit, would otherwise be gigapixels of decoding (a CPU-time DoS)."""
     opened = []
     for i, data in enumerate(files):
         with about_image(i) if len(files) > 1 else nullcontext():
             img, fmt = open_image(data)
-            _check_size(img, max_pixels, max_side)
+            _check_size(img, limits)
             opened.append((img, fmt))
     total = declared_pixels(opened)
-    if len(files) > 1 and total > max_pixels:
+    if len(files) > 1 and total > limits.max_pixels:
         raise TooLarge(f"the {len(files)} images total {total} pixels: over the "
-                       f"{max_pixels}-pixel limit of one request")
+                       f"{limits.max_pixels}-pixel limit of one request")
     return opened
 
 
@@ -128,15 +124,16 @@ def declared_pixels(opened: list[Opened]) -> int:
     return sum(img.size[0] * img.size[1] for img, _ in opened)
 
 
-def _load_reduced(img: Image.Image, fmt: str) -> Image.Image:
-    """Decode, at most WORK_SIDE pixels a side before any conversion: a JPEG at reduced
-    scale by the decoder itself (draft), anything else by a box reduction right after."""
+def _load_reduced(img: Image.Image, fmt: str, work_side: int) -> Image.Image:
+    """Decode, at most work_side pixels a side before any conversion: a JPEG at reduced
+    scale by the decoder itself (draft), anything else by a box reduction right after.
+    A 25-Mpx image at full size would cost half a gigabyte of float work."""
     w, h = img.size
-    factor = -(-max(w, h) // WORK_SIDE)  # ceil
+    factor = -(-max(w, h) // work_side)  # ceil
     if fmt == "JPEG" and factor > 1:
         img.draft(img.mode, (max(1, w // factor), max(1, h // factor)))
     img.load()
-    factor = -(-max(img.size) // WORK_SIDE)
+    factor = -(-max(img.size) // work_side)
     if factor > 1:
         if img.mode not in _REDUCIBLE:
             img = img.convert("RGBA" if "transparency" in img.info else "L")
@@ -144,11 +141,11 @@ def _load_reduced(img: Image.Image, fmt: str) -> Image.Image:
     return img
 
 
-def decode_image(img: Image.Image, fmt: str) -> np.ndarray:
+def decode_image(img: Image.Image, fmt: str, work_side: int) -> np.ndarray:
     """An opened, size-checked PNG/JPEG -> grayscale float32 [H, W], 0-255, alpha
     composited on white."""
     try:
-        img = ImageOps.exif_transpose(_load_reduced(img, fmt))
+        img = ImageOps.exif_transpose(_load_reduced(img, fmt, work_side))
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
         raise BadRequest(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -160,9 +157,10 @@ def decode_image(img: Image.Image, fmt: str) -> np.ndarray:
     return np.asarray(gray, dtype=np.float32)
 
 
-def decode(data: bytes, max_pixels: int, max_side: int) -> np.ndarray:
+def decode(data: bytes, limits: Settings) -> np.ndarray:
     """Decode PNG/JPEG bytes to grayscale float32 [H, W], 0-255, alpha composited on white."""
-    return decode_image(*open_images(for_decoders([data]), max_pixels, max_side)[0])
+    img, fmt = open_images(for_decoders([data], limits), limits)[0]
+    return decode_image(img, fmt, limits.work_side)
 
 
 def ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -171,12 +169,19 @@ def ink_on_black(gray: np.ndarray) -> np.ndarray:
     return 255.0 - gray if np.median(border) > 127.5 else gray
 
 
-def _is_mnist_layout(x: np.ndarray) -> bool:
+def has_ink(peak: float, background: float, min_ink: int) -> bool:
+    """Whether an image has ink, the one rule of a blank image on every path and endpoint:
+    its brightest ink stands at least min_ink (MNIST_MIN_INK) above the background level
+    (the median)."""
+    return peak - background >= min_ink
+
+
+def _is_mnist_layout(x: np.ndarray, min_ink: int) -> bool:
     """Already a centred 28x28 MNIST-style digit: resampling it again would only blur it."""
     if x.shape != (SIZE, SIZE):
         return False
     background = np.median(x)
-    if background >= 1.0 or x.max() - background < MIN_INK:  # over_background's test
+    if background >= 1.0 or not has_ink(x.max(), background, min_ink):
         return False
     rows, cols = np.nonzero(x > 0)
     fits = np.ptp(rows) < BOX + 2 and np.ptp(cols) < BOX + 2
@@ -191,23 +196,22 @@ def _centre_of_mass(x: np.ndarray) -> tuple[float, float]:
     return float((ys * x).sum() / total + 0.5), float((xs * x).sum() / total + 0.5)
 
 
-def over_background(ink: np.ndarray) -> np.ndarray:
-    """Ink relative to the background level (the median); 422 when nothing stands out.
-
-    The same test for every endpoint: a blank image gets no confident answer."""
-    x = ink - np.median(ink)  # the 50th percentile, at half its cost
-    if x.max() < MIN_INK:
+def over_background(ink: np.ndarray, min_ink: int) -> np.ndarray:
+    """Ink relative to the background level (the median); 422 when nothing stands out:
+    a blank image gets no confident answer."""
+    background = np.median(ink)  # the 50th percentile, at half its cost
+    if not has_ink(ink.max(), background, min_ink):
         raise Unprocessable("no digit found: the image has no visible ink")
-    return x
+    return ink - background
 
 
-def mnist_layout(ink: np.ndarray) -> np.ndarray:
+def mnist_layout(ink: np.ndarray, min_ink: int) -> np.ndarray:
     """The MNIST recipe on a white-on-black image: crop, fit 20x20, centre of mass at 14,14."""
-    if _is_mnist_layout(ink):
+    if _is_mnist_layout(ink, min_ink):
         return ink.astype(np.float32, copy=False)
     # Paper texture and JPEG noise: drop what is close to the background level,
     # judged relative to the darkest and brightest ink.
-    x = over_background(ink)
+    x = over_background(ink, min_ink)
     peak = x.max()
     x = np.where(x >= 0.25 * peak, x, 0.0) * (255.0 / peak)
     rows, cols = np.nonzero(x)
@@ -240,7 +244,7 @@ _ROWS = np.arange(SIZE)
 _HALF = SIZE * SIZE // 2
 
 
-def _layout_as_is(a: np.ndarray) -> bool:
+def _layout_as_is(a: np.ndarray, min_ink: int) -> bool:
     """What the general path decides for a uint8 [28, 28] grey image (ink_on_black leaves
     it alone and _is_mnist_layout says yes), decided on integers with a few reductions.
     False also means "not sure": the general path then decides."""
@@ -256,7 +260,7 @@ def _layout_as_is(a: np.ndarray) -> bool:
         background = 0.5
     else:
         return False
-    if int(a.max()) - background < MIN_INK:
+    if not has_ink(int(a.max()), background, min_ink):
         return False  # blank: the general path answers 422
     rows, cols = np.flatnonzero(row_sums), np.flatnonzero(col_sums)
     if rows[-1] - rows[0] >= BOX + 2 or cols[-1] - cols[0] >= BOX + 2:
@@ -266,48 +270,55 @@ def _layout_as_is(a: np.ndarray) -> bool:
     return abs(cy - SIZE / 2) < 2.5 and abs(cx - SIZE / 2) < 2.5
 
 
-def fast_model_input(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                     max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray | None:
+def fast_model_input(data: bytes, limits: Settings) -> np.ndarray | None:
     """The model input of the commonest upload, a plain 28x28 grey PNG of a digit already
     in the MNIST layout, without Pillow; None for anything else, which takes the general
     path (open_images, to_model_batch). Exactly the general path's output: its pixels
     are the PNG's, every decision is taken on integers (a test compares both paths on
-    real digits, on inputs at each decision and on damaged files). About the time of a
-    Pillow decode of the same file, against 3.4x through the general path
-    (docs/benchmarks.md)."""
-    if max_pixels < SIZE * SIZE or max_side < SIZE:
+    real digits, on inputs at each decision and on damaged files). Its speed against the
+    general path: docs/benchmarks.md."""
+    if limits.max_pixels < SIZE * SIZE or limits.max_side < SIZE:
         return None  # limits below one digit: let open_images answer 413
     a = decode_plain_gray(data, SIZE, SIZE)
-    return a.astype(np.float32) if a is not None and _layout_as_is(a) else None
+    return a.astype(np.float32) if a is not None and _layout_as_is(a, limits.min_ink) \
+        else None
 
 
-def fast_model_batch(files: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
-                     max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray | None:
+def fast_model_batch(files: list[bytes], limits: Settings) -> np.ndarray | None:
     """float32 [N, 28, 28] when every file takes the shortcut (fast_model_input); None
     otherwise, and the whole request takes the general path (its limits count all files)."""
     inputs = []
     for data in files:
-        one = fast_model_input(data, max_pixels, max_side)
+        one = fast_model_input(data, limits)
         if one is None:
             return None
         inputs.append(one)
     return np.stack(inputs) if len(inputs) > 1 else inputs[0][None]
 
 
-def to_model_batch(opened: list[Opened]) -> np.ndarray:
+def prepare(files: list[bytes], limits: Settings) -> np.ndarray | list[Opened]:
+    """The cheap part of decoding a request's files, fit for the event loop: their
+    structure walked (for_decoders), then the model inputs [N, 28, 28] if every file takes
+    the fast path; else the images opened, headers only, and checked against the limits
+    (413 here), for to_model_batch to decode (declared_pixels says what that costs)."""
+    files = for_decoders(files, limits)
+    fast = fast_model_batch(files, limits)
+    return fast if fast is not None else open_images(files, limits)
+
+
+def to_model_batch(opened: list[Opened], limits: Settings) -> np.ndarray:
     """Opened images (open_images) -> float32 [N, 28, 28]; an error names its image."""
     batch = np.empty((len(opened), SIZE, SIZE), np.float32)
     for i, (img, fmt) in enumerate(opened):
         with about_image(i) if len(opened) > 1 else nullcontext():
-            batch[i] = mnist_layout(ink_on_black(decode_image(img, fmt)))
+            gray = decode_image(img, fmt, limits.work_side)
+            batch[i] = mnist_layout(ink_on_black(gray), limits.min_ink)
     return batch
 
 
-def to_model_input(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                   max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+def to_model_input(data: bytes, limits: Settings) -> np.ndarray:
     """PNG/JPEG bytes -> float32 [28, 28] raw 0-255 white-on-black, per the contract."""
-    data = for_decoders([data])[0]
-    fast = fast_model_input(data, max_pixels, max_side)
-    if fast is not None:
-        return fast
-    return to_model_batch(open_images([data], max_pixels, max_side))[0]
+    prepared = prepare([data], limits)
+    if isinstance(prepared, np.ndarray):
+        return prepared[0]
+    return to_model_batch(prepared, limits)[0]

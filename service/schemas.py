@@ -33,7 +33,8 @@ class ImageForm(BaseModel):
 
 
 class ImagesForm(BaseModel):
-    """multipart/form-data with 1-256 file fields named `images` (PNG or JPEG)."""
+    """multipart/form-data with 1 to MNIST_MAX_BATCH file fields named `images` (PNG or
+    JPEG)."""
 
     images: list[bytes] = Field(description="PNG or JPEG files, answered in order")
 

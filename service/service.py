@@ -4,8 +4,8 @@
     curl -F image=@digit.png http://127.0.0.1:3000/predict
 
 Endpoints: POST /predict (multipart `image`), POST /predict_batch (multipart
-`images`, 1-256), POST /predict_pixels (JSON 28x28), POST /preprocess (what the model
-sees, as a PNG); service/routes.py adds the page at /, /docs, GET /model, /metrics
+`images`, up to MNIST_MAX_BATCH), POST /predict_pixels (JSON 28x28), POST /preprocess
+(what the model sees, as a PNG); service/routes.py adds the page at /, /docs, GET /model, /metrics
 and the Open Inference Protocol v2; BentoML adds /livez and /readyz. Endpoints handle HTTP and
 delegate: service/http_input.py reads the request (see there why we parse it
 ourselves), service/preprocess.py makes the model input, service/engine.py runs
@@ -15,18 +15,13 @@ service/errors.py.
 
 import asyncio
 import logging
-import os
-import sys
-from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import bentoml
 import numpy as np
-from bentoml._internal.configuration.containers import BentoMLContainer
 from PIL import Image
 from pydantic import BaseModel
 
-from core import modelstore
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.backpressure import HeavyWork
 from service.batching import batched
@@ -44,17 +39,10 @@ from service.errors import (
     renders_errors,
 )
 from service.http_input import read_files, read_pixels
-from service.lifecycle import die_with_parent
+from service.lifecycle import die_with_parent, refuse_to_start
 from service.metrics import RequestMetrics, route_names
 from service.openapi import complete
-from service.preprocess import (
-    declared_pixels,
-    fast_model_batch,
-    for_decoders,
-    open_images,
-    over_background,
-    to_model_batch,
-)
+from service.preprocess import declared_pixels, over_background, prepare, to_model_batch
 from service.routes import OIP_INFER, web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
@@ -67,25 +55,16 @@ from service.schemas import (
     predictions_from,
 )
 from service.settings import Settings, load_settings
+from service.store import CompleteVersionRef, complete_version
 
 log = logging.getLogger("mnist_service")
-
-
-def _refuse_to_start(reason: object) -> NoReturn:
-    """What cannot serve stops `bentoml serve` here: one line, exit 1, no traceback."""
-    print(f"mnist service cannot start: {reason}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def _settings_or_refuse() -> Settings:
     try:
         return load_settings()
     except ValueError as exc:  # names the variable and what it must be
-        _refuse_to_start(exc)
-
-
-def _store() -> str:
-    return os.environ.get("BENTOML_HOME", "~/bentoml")
+        refuse_to_start(exc)
 
 
 # BentoML needs the model tag and worker count when the class is defined.
@@ -141,65 +120,6 @@ def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
 
-class StoreModel(bentoml.models.BentoModel):
-    """The model reference of the service. BentoML resolves it before any hook of ours runs,
-    and again in each worker: through _stored_model, so that a damaged or half-written store
-    serves a complete version or stops the service with one line that names the fix, never
-    with BentoML's 100-line traceback or a partial version."""
-
-    @property
-    def stored(self) -> Any:
-        try:
-            return _stored_model(str(self.tag))
-        except ModelLoadError as exc:
-            _refuse_to_start(exc)
-
-
-def _stored_model(tag: str) -> bentoml.Model:
-    """The complete store version `tag` names (core/modelstore.py says what complete is);
-    ModelLoadError names what is wrong and the exact fix. `name:latest` is resolved there,
-    not by BentoML, whose lookup adopts a partial version and fails on an empty `latest`.
-    Reads the store only: the service may run on a read-only one."""
-
-    def read_info(folder: Path) -> tuple[Any, Any]:
-        info = bentoml.Model.from_path(folder).info
-        return info.metadata, info.creation_time
-
-    ref = bentoml.Tag.from_taglike(tag)
-    # The store BentoML serves from: $BENTOML_HOME/models, or a built bento's own.
-    model_dir = Path(BentoMLContainer.model_store.get()._path) / ref.name
-    # BentoML logs a YAML error at ERROR before raising it: our one line says it all.
-    yaml_log = logging.getLogger("bentoml._internal.models.model")
-    level = yaml_log.level
-    yaml_log.setLevel(logging.CRITICAL)
-    try:
-        if ref.version in (None, "latest"):
-            version, warning = modelstore.resolve_latest(model_dir, read_info, _store())
-            if warning:
-                log.warning(warning)
-            if version is None:
-                raise bentoml.exceptions.NotFound(tag)
-        else:  # an exact version, or a prefix of one as BentoML accepts
-            folder = model_dir / ref.version
-            version = modelstore.inspect(folder if folder.is_dir() else
-                                         Path(bentoml.models.get(tag).path), read_info)
-            if version.problem:
-                raise modelstore.StoreError(version.refusal(ref.name, _store()))
-        return bentoml.models.get(f"{ref.name}:{version.name}")
-    except bentoml.exceptions.NotFound:
-        raise ModelLoadError(f"model {tag} is not in the model store under {_store()}; "
-                             "run `make train` (or `python -m training`) first") from None
-    except modelstore.StoreError as exc:
-        raise ModelLoadError(str(exc)) from None
-    except Exception as exc:  # anything else BentoML raises on a damaged store: one line too
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise ModelLoadError(f"model {tag} cannot be read from the model store under "
-                             f"{_store()} ({reason}); run `make train` (or `python -m "
-                             "training`)") from None
-    finally:
-        yaml_log.setLevel(level)
-
-
 def _without_location(dataset: Any) -> Any:
     return {k: v for k, v in dataset.items() if k != "location"} \
         if isinstance(dataset, dict) else dataset
@@ -235,34 +155,38 @@ WEB = web_app()  # "/", /docs, /model, /metrics, /docs.json, the OIP v2 routes
 # PassiveMount: this app claims only its own routes, and before BentoML's ("/" included).
 @bentoml.asgi_app(WEB, path="/")
 class MNISTService:
-    model = StoreModel(SETTINGS.model_tag)
+    model = CompleteVersionRef(SETTINGS.model_tag)
 
     @bentoml.on_deployment
     def verify_model() -> None:
         """Runs once in the serving process before any worker: a bad model stops it here,
         with one line and exit 1, instead of crash-looping workers behind a closed port."""
         try:
-            load_engine(_stored_model(SETTINGS.model_tag), SETTINGS)
+            load_engine(complete_version(SETTINGS.model_tag), SETTINGS)
         except ModelLoadError as exc:
-            _refuse_to_start(exc)
+            refuse_to_start(exc)
 
     def __init__(self) -> None:
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             die_with_parent()  # the worker's parent is the main process (circus arbiter)
         self.settings = SETTINGS
-        self.stored: bentoml.Model = self.model  # resolved by BentoML before __init__
-        self.engine = load_engine(self.stored, self.settings)
+        self.served_model: bentoml.Model = self.model  # resolved by BentoML before __init__
+        self.engine = load_engine(self.served_model, self.settings)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         budget = self.settings.batch_max_latency_ms
         self._infer_one = batched(self.engine.probabilities, budget,
                                   self.settings.max_batch) if budget else None
-        log.info("serving %s with %s", self.stored.tag, self.engine.provider)
+        log.info("serving %s with %s", self.served_model.tag, self.engine.provider)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.served_model.tag.version)
 
     def model_info(self) -> ModelInfo:
         """What GET /model answers: the served model, its provider and the limits."""
-        meta = self.stored.info.metadata
+        meta = self.served_model.info.metadata
         return ModelInfo.model_validate({
-            "tag": str(self.stored.tag),
+            "tag": str(self.served_model.tag),
             "test_accuracy": meta.get("test_accuracy"),
             # Not where the data lay on the machine that trained the model.
             "dataset": _without_location(meta.get("dataset")),
@@ -280,22 +204,19 @@ class MNISTService:
         """What /docs.json answers: BentoML's document, completed (service/openapi.py)."""
         return complete(MNISTService.openapi_spec.asdict(),  # type: ignore[attr-defined]
                         errors=ROUTE_ERRORS, max_batch=self.settings.max_batch,
-                        title="MNIST digit classifier", version=str(self.stored.tag.version))
+                        title="MNIST digit classifier", version=self.model_version)
 
     async def _decode(self, files: list[bytes]) -> np.ndarray:
-        s = self.settings
-        files = for_decoders(files, s.max_image_chunks, s.max_jpeg_scans)  # bounded work
-        fast = fast_model_batch(files, s.max_pixels, s.max_side)
-        if fast is not None:
-            return fast
-        opened = open_images(files, s.max_pixels, s.max_side)  # headers only; 413s here
+        prepared = prepare(files, self.settings)  # bounded work; 413s here
+        if isinstance(prepared, np.ndarray):
+            return prepared
         # Decoding costs by the pixels a header declares, not by the file's size (a 630-byte
         # JPEG can declare 24 Mpx): small images on the event loop, larger ones on a
         # thread, through the worker's bounded HeavyWork slots.
-        if declared_pixels(opened) <= s.inline_decode_pixels:
-            return to_model_batch(opened)
+        if declared_pixels(prepared) <= self.settings.inline_decode_pixels:
+            return to_model_batch(prepared, self.settings)
         async with self.heavy.slot():
-            return await asyncio.to_thread(to_model_batch, opened)
+            return await asyncio.to_thread(to_model_batch, prepared, self.settings)
 
     def _predictions(self, batch: np.ndarray) -> list[Prediction]:
         return predictions_from(self.engine.probabilities(batch))
@@ -310,25 +231,22 @@ class MNISTService:
     @renders_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
-        s = self.settings
-        files = await read_files(ctx.request, "image", s.max_body_bytes, 1, s.body_timeout_s)
+        files = await read_files(ctx.request, "image", 1, self.settings)
         return await self._prediction(await self._decode(files))
 
     @bentoml.api(input_spec=ImagesInput)
     @renders_errors
     async def predict_batch(self, ctx: bentoml.Context) -> BatchPrediction:
-        """Classify 1-256 images (multipart fields `images`) in one inference call."""
-        s = self.settings
-        files = await read_files(ctx.request, "images", s.max_body_bytes, s.max_batch,
-                                 s.body_timeout_s)
+        """Classify 1 to MNIST_MAX_BATCH images (multipart fields `images`) in one
+        inference call."""
+        files = await read_files(ctx.request, "images", self.settings.max_batch, self.settings)
         return BatchPrediction(predictions=self._predictions(await self._decode(files)))
 
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
     async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
         """What the model sees: the 28x28 input made from multipart field `image` (a PNG)."""
-        s = self.settings
-        files = await read_files(ctx.request, "image", s.max_body_bytes, 1, s.body_timeout_s)
+        files = await read_files(ctx.request, "image", 1, self.settings)
         batch = await self._decode(files)
         return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
 
@@ -336,9 +254,9 @@ class MNISTService:
     @renders_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
-        pixels = await read_pixels(ctx.request, self.settings.max_body_bytes,
-                                   self.settings.body_timeout_s)
-        over_background(pixels[0])  # a blank image is a 422 here too, as on /predict
+        pixels = await read_pixels(ctx.request, self.settings)
+        # A blank image is a 422 here too, as on /predict.
+        over_background(pixels[0], self.settings.min_ink)
         return await self._prediction(pixels)
 
 

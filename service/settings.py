@@ -1,7 +1,7 @@
 """Service settings, declared once: each field is the environment variable MNIST_<NAME>.
 
     MNIST_MAX_BODY_BYTES=2000000 bentoml serve service.service:MNISTService
-    python -m service.settings        # the README's table of variables, generated from here
+    python -m service.settings_table  # the README's table of variables, generated from here
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.contract import MODEL_NAME
 from service.cpus import usable_cpus
-from service.image_structure import DEFAULT_MAX_CHUNKS, DEFAULT_MAX_SCANS
-from service.preprocess import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 PREFIX = "MNIST_"
 
@@ -32,25 +30,38 @@ class Settings(BaseSettings):
                               description="1: refuse to start unless CUDA is really active")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0,
                                 description="request body limit (413 above)")
-    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=0,
-                            description="image pixel limit, checked before decoding (413 above)")
-    max_side: int = Field(default=DEFAULT_MAX_SIDE, ge=0,
+    max_form_fields: int = Field(default=64, ge=0, description="text fields of one "
+                                 "multipart body (400 above)")
+    max_form_part_bytes: int = Field(default=64 * 1024, ge=0, description="size of one "
+                                     "multipart text field (400 above); files are bounded "
+                                     "by the body limit")
+    max_pixels: int = Field(default=25_000_000, ge=0, description="pixels of one image, and "
+                            "of all the images of one request, read from the headers before "
+                            "decoding (413 above); memory is bounded by the decode slots")
+    max_side: int = Field(default=10_000, ge=0,
                           description="longest image side limit (413 above)")
     max_image_chunks: int = Field(
-        default=DEFAULT_MAX_CHUNKS, ge=1, description="PNG chunks and JPEG segments of all "
-        "the images of one request, walked before decoding (413 above; a digit has 3-6, "
-        "a 10 MB photo ~1,300); PNG text, ICC and animation chunks are dropped unread")
-    max_jpeg_scans: int = Field(default=DEFAULT_MAX_SCANS, ge=1, description="progressive "
-                                "JPEG scans of one image, counted before decoding (413 "
-                                "above; libjpeg's standard progression has 10)")
+        default=8192, ge=1, description="PNG chunks and JPEG segments of all the images of "
+        "one request, walked before decoding (413 above; a digit has a handful); PNG text, "
+        "ICC and animation chunks are dropped unread")
+    max_jpeg_scans: int = Field(default=100, ge=1, description="progressive JPEG scans of "
+                                "one image, counted before decoding (413 above; each is a "
+                                "pass over the image, and libjpeg's standard progression "
+                                "has 10)")
+    work_side: int = Field(default=1024, ge=28, description="decoding reduces an image to at "
+                           "most this many pixels a side before any other work (the digit "
+                           "ends up 20 pixels tall)")
+    min_ink: int = Field(default=32, ge=1, le=255, description="the brightest ink must stand "
+                         "this far (of 255) above the background, or the image is blank "
+                         "(422)")
     max_batch: int = Field(default=256, ge=0,
                            description="most images in one /predict_batch request")
     oip_max_id_chars: int = Field(default=256, ge=0, description="longest `id` of an Open "
                                   "Inference Protocol request, which the answer echoes "
                                   "(400 above; clients send 36-character UUIDs)")
-    inline_decode_pixels: int = Field(default=512 * 512, ge=0, description="pixels an "
-                                      "image may declare and still be decoded on the event "
-                                      "loop (a few ms at worst); larger ones are decoded on "
+    inline_decode_pixels: int = Field(default=512 * 512, ge=0, description="pixels the "
+                                      "images of a request may declare and still be decoded "
+                                      "on the event loop; larger ones are decoded on "
                                       "threads, through the decode slots")
     decode_slots: int = Field(default=2, ge=1, description="large images decoded at once "
                               "per worker, on threads (docs/security.md)")
@@ -61,7 +72,7 @@ class Settings(BaseSettings):
     batch_max_latency_ms: int = Field(
         default=1000, ge=0, description="adaptive batching of single-image inferences "
         "across requests (BentoML's dispatcher): the latency budget, 503 beyond; 0: off "
-        "(what it gains by user count: docs/benchmarks.md)")
+        "(measured by user count: docs/benchmarks.md)")
     ort_threads: int = Field(default=1, ge=0,
                              description="onnxruntime intra-op threads per worker")
     timeout_s: int = Field(default=30, ge=0, description="request timeout, seconds")
@@ -73,7 +84,7 @@ class Settings(BaseSettings):
                            "proxy's check interval x fall (HAProxy 1 s x 1, the k8s "
                            "readiness probe 2 s x 2) plus a margin; stop grace periods "
                            "cover it plus the request timeout; 0: stop at once")
-    # Per-request work that costs throughput (see docs/benchmarks.md); /metrics stays.
+    # Per-request work that costs throughput; /metrics stays.
     access_log: bool = Field(default=False,
                              description="1: BentoML's per-request access log line")
     tracing: bool = Field(default=False, description="1: OpenTelemetry spans for the API "
@@ -100,6 +111,7 @@ class Settings(BaseSettings):
 # What a refused value must look like, by pydantic error type.
 _EXPECTED = {"int_parsing": "must be an integer", "bool_parsing": "must be 0 or 1",
              "greater_than_equal": "must be >= {ge}", "greater_than": "must be > {gt}",
+             "less_than_equal": "must be <= {le}",
              "float_parsing": "must be a number"}
 
 
@@ -112,23 +124,3 @@ def load_settings() -> Settings:
         name = PREFIX + str(err["loc"][0]).upper()
         expected = _EXPECTED.get(err["type"], err["msg"]).format(**err.get("ctx", {}))
         raise ValueError(f"{name} {expected}, got {err['input']!r}") from None
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    return str(value) if value != () else "(auto)"
-
-
-def markdown_table() -> str:
-    """The table of variables for the README (a test checks that the README has it)."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        shown = "0 (auto)" if name == "workers" else _shown(field.default)
-        rows.append(f"| `{PREFIX}{name.upper()}` | {shown} | "
-                    f"{field.description} |")
-    return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    print(markdown_table())

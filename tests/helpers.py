@@ -61,3 +61,11 @@ def run_training(args: list[str], bentoml_home: Path, timeout: float = 300):
     env.pop("MNIST_DIR", None)
     return subprocess.run([sys.executable, "-m", "training", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def assert_error(resp, status: int, text: str = "") -> None:
+    """An HTTP answer is the error `status` with a `{"error": str}` body holding `text`."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert isinstance(body, dict) and isinstance(body["error"], str), body
+    assert text.lower() in body["error"].lower(), body

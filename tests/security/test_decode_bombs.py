@@ -19,18 +19,22 @@ import pytest
 
 from benchmarks.bombs import jpeg_claiming, png_bomb
 from clients.uploads import png
-from service.preprocess import WORK_SIDE, declared_pixels, decode, open_images
+from service.preprocess import declared_pixels, decode, open_images
+from service.settings import Settings
 from tests.helpers import ROOT
+
+LIMITS = Settings()  # the service's defaults: 25 Mpx, 10,000 a side
 
 PEAK_RSS = r"""
 import json, resource, sys
 from benchmarks.bombs import jpeg_claiming, png_bomb
 from service.errors import InputError
 from service.preprocess import to_model_input
+from service.settings import Settings
 data = png_bomb(4999, 5000) if sys.argv[1] == "png" else jpeg_claiming(9000, 2700)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    to_model_input(data)
+    to_model_input(data, Settings())
     status = 200
 except InputError as exc:
     status = exc.status
@@ -48,24 +52,24 @@ def _peak(kind: str) -> dict:
 def test_the_bombs_are_small_and_within_the_pixel_limit():
     jpeg, bomb = jpeg_claiming(9000, 2700), png_bomb(4999, 5000)
     assert len(jpeg) < 1000 and len(bomb) < 100_000
-    assert declared_pixels(open_images([jpeg], 25_000_000)) == 9000 * 2700
-    assert declared_pixels(open_images([bomb], 25_000_000)) == 4999 * 5000
+    assert declared_pixels(open_images([jpeg], LIMITS)) == 9000 * 2700
+    assert declared_pixels(open_images([bomb], LIMITS)) == 4999 * 5000
 
 
 def test_a_jpeg_is_decoded_at_reduced_scale():
-    gray = decode(jpeg_claiming(9000, 2700), 25_000_000, 10_000)
-    assert max(gray.shape) <= WORK_SIDE
+    gray = decode(jpeg_claiming(9000, 2700), LIMITS)
+    assert max(gray.shape) <= LIMITS.work_side
 
 
 def test_a_huge_png_is_reduced_before_any_float_work():
-    gray = decode(png_bomb(4999, 5000), 25_000_000, 10_000)
-    assert max(gray.shape) <= WORK_SIDE and gray.dtype == np.float32
+    gray = decode(png_bomb(4999, 5000), LIMITS)
+    assert max(gray.shape) <= LIMITS.work_side and gray.dtype == np.float32
 
 
 def test_small_images_are_not_resampled():
     digit = np.zeros((600, 800), np.uint8)
     digit[100:300, 200:260] = 255
-    assert np.array_equal(decode(png(digit), 10**7, 10**4), digit.astype(np.float32))
+    assert np.array_equal(decode(png(digit), LIMITS), digit.astype(np.float32))
 
 
 @pytest.mark.parametrize("kind, limit_mb", [("png", 160), ("jpeg", 60)])
@@ -80,5 +84,5 @@ def test_an_oversized_image_is_refused_from_its_header_before_any_decode_slot():
     from service.errors import InputError
 
     with pytest.raises(InputError, match="12000x12000") as info:
-        open_images([png_bomb(12000, 12000, "L")], 25_000_000, 10_000)
+        open_images([png_bomb(12000, 12000, "L")], LIMITS)
     assert info.value.status == 413

@@ -29,15 +29,19 @@ from clients.uploads import png
 from core.png import SIGNATURE, chunk, encode_png
 from service.errors import InputError
 from service.preprocess import to_model_input
+from service.settings import Settings
 from tests.helpers import ROOT
+
+LIMITS = Settings()
 
 PEAK_RSS = r"""
 import json, resource
 from benchmarks.bombs import png_with_text
 from service.preprocess import to_model_input
+from service.settings import Settings
 data = png_with_text(64, 1 << 20)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-x = to_model_input(data)
+x = to_model_input(data, Settings())
 grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 print(json.dumps({"peak_growth_mb": grown, "size": len(data), "ink": float(x.max())}))
 """
@@ -45,7 +49,7 @@ print(json.dumps({"peak_growth_mb": grown, "size": len(data), "ink": float(x.max
 
 def _status(data: bytes) -> int:
     try:
-        to_model_input(data)
+        to_model_input(data, LIMITS)
     except InputError as exc:
         return exc.status
     return 200
@@ -72,7 +76,8 @@ def test_png_text_is_never_inflated():
 
 
 def test_a_png_with_text_is_answered_like_the_same_png_without():
-    assert np.array_equal(to_model_input(png_with_text(8, 1000)), to_model_input(_rgb_digit()))
+    assert np.array_equal(to_model_input(png_with_text(8, 1000), LIMITS),
+                          to_model_input(_rgb_digit(), LIMITS))
 
 
 def test_the_pixels_of_a_png_do_not_change_when_ancillary_chunks_are_dropped():
@@ -84,7 +89,8 @@ def test_the_pixels_of_a_png_do_not_change_when_ancillary_chunks_are_dropped():
     img.save(buf, "PNG", transparency=0)
     with_text = _after_ihdr(buf.getvalue(), chunk(b"tEXt", b"Comment\x00hello") +
                             chunk(b"iCCP", b"icc\x00\x00" + bytes(40)))
-    assert np.array_equal(to_model_input(with_text), to_model_input(buf.getvalue()))
+    assert np.array_equal(to_model_input(with_text, LIMITS),
+                          to_model_input(buf.getvalue(), LIMITS))
 
 
 @pytest.mark.parametrize("repeats, status", [(0, 200), (80, 200), (780_000, 413)])
@@ -113,7 +119,7 @@ def test_the_budget_is_shared_by_the_images_of_one_request():
     from service.preprocess import for_decoders
 
     files = [_after_ihdr(_rgb_digit(), chunk(b"prIv", b"") * 100)] * 100
-    for_decoders(files, max_chunks=100 * 110)
+    for_decoders(files, Settings(max_image_chunks=100 * 110))
     with pytest.raises(InputError, match="one request") as info:
-        for_decoders(files, max_chunks=100 * 90)
+        for_decoders(files, Settings(max_image_chunks=100 * 90))
     assert info.value.status == 413

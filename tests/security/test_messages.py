@@ -17,6 +17,7 @@ import pytest
 from core.png import encode_png
 from service.errors import InputError
 from service.preprocess import decode
+from service.settings import Settings
 
 GOOD = encode_png(np.zeros((50, 50), np.uint8))
 LEAKS = re.compile(r"0x[0-9a-f]{6,}|<[^>]*>|/[\w.-]+/")
@@ -31,7 +32,7 @@ LEAKS = re.compile(r"0x[0-9a-f]{6,}|<[^>]*>|/[\w.-]+/")
 ], ids=["png-garbage", "jpeg-garbage", "png-zero-chunks", "jpeg-zeros", "png-truncated"])
 def test_damaged_images_get_a_400_that_names_no_address_or_internals(data):
     with pytest.raises(InputError) as info:
-        decode(data, 10**7, 10**4)
+        decode(data, Settings(max_pixels=10**7, max_side=10**4))
     assert info.value.status == 400
     assert not LEAKS.search(info.value.message), info.value.message
     assert re.match(r"^(cannot read|corrupt or truncated) (PNG|JPEG) image", info.value.message)

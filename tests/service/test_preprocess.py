@@ -10,6 +10,13 @@ from benchmarks.bombs import png_bomb
 from clients.uploads import UPLOAD_STYLES, png
 from service.errors import InputError
 from service.preprocess import decode, ink_on_black, mnist_layout, to_model_input
+from service.settings import Settings
+
+LIMITS = Settings()  # the service's defaults
+
+
+def _limits(max_pixels: int, max_side: int) -> Settings:
+    return Settings(max_pixels=max_pixels, max_side=max_side)
 
 
 def _com(x):
@@ -20,12 +27,12 @@ def _com(x):
 def test_mnist_digit_comes_out_unchanged(test_digits):
     x, _ = test_digits
     for digit in x[:200]:
-        assert np.array_equal(to_model_input(png(digit)), digit.astype(np.float32))
+        assert np.array_equal(to_model_input(png(digit), LIMITS), digit.astype(np.float32))
 
 
 def _general_path(data: bytes) -> np.ndarray:
     """What to_model_input gave before its 28x28 fast path: decode, invert, lay out."""
-    return mnist_layout(ink_on_black(decode(data, 10**7, 10**4)))
+    return mnist_layout(ink_on_black(decode(data, _limits(10**7, 10**4))), LIMITS.min_ink)
 
 
 def _near_misses(digit: np.ndarray) -> list[np.ndarray]:
@@ -33,7 +40,7 @@ def _near_misses(digit: np.ndarray) -> list[np.ndarray]:
     off_centre = np.roll(digit, (3, -3), (0, 1))
     background_one = digit.copy()
     background_one[digit == 0] = np.where(np.arange((digit == 0).sum()) % 2, 1, 0)
-    faint = (digit // 9).astype(np.uint8)  # under MIN_INK
+    faint = (digit // 9).astype(np.uint8)  # under MNIST_MIN_INK
     bordered = digit.copy()
     bordered[0, :] = 200  # a light border: ink_on_black may invert
     return [digit, off_centre, background_one, faint, bordered, 255 - digit,
@@ -45,10 +52,10 @@ def _same_as_general_path(data: bytes) -> None:
         expected = _general_path(data)
     except InputError as exc:
         with pytest.raises(InputError) as got:
-            to_model_input(data)
+            to_model_input(data, LIMITS)
         assert (got.value.status, got.value.message) == (exc.status, exc.message)
         return
-    assert np.array_equal(to_model_input(data), expected)
+    assert np.array_equal(to_model_input(data, LIMITS), expected)
 
 
 def test_fast_path_for_28x28_greys_is_exactly_the_general_path(test_digits):
@@ -58,7 +65,7 @@ def test_fast_path_for_28x28_greys_is_exactly_the_general_path(test_digits):
     from service.preprocess import fast_model_input
 
     digits = test_digits[0][:150]
-    taken = sum(fast_model_input(png(d)) is not None for d in digits)
+    taken = sum(fast_model_input(png(d), LIMITS) is not None for d in digits)
     assert taken >= 0.95 * len(digits)  # the shortcut is really the common case
     for digit in digits:
         for image in _near_misses(digit):
@@ -86,9 +93,10 @@ def test_fast_path_gives_damaged_and_unusual_pngs_to_pillow(test_digits):
         np.stack([digit] * 3, -1)), good + b"trailing bytes after IEND"]
     for data in damaged + unusual:
         _same_as_general_path(data)
-    assert fast_model_input(pillow.getvalue()) is None
-    assert fast_model_input(text.getvalue()) is None
-    assert fast_model_input(good, max_pixels=100) is None  # limits stay open_images' call
+    assert fast_model_input(pillow.getvalue(), LIMITS) is None
+    assert fast_model_input(text.getvalue(), LIMITS) is None
+    # limits stay open_images' call
+    assert fast_model_input(good, Settings(max_pixels=100)) is None
 
 
 def _text_chunk():
@@ -101,7 +109,7 @@ def _text_chunk():
 
 @pytest.mark.parametrize("style", sorted(UPLOAD_STYLES))
 def test_upload_styles_land_in_mnist_layout(style, test_digits):
-    out = to_model_input(UPLOAD_STYLES[style](test_digits[0][3]))
+    out = to_model_input(UPLOAD_STYLES[style](test_digits[0][3]), LIMITS)
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() == pytest.approx(255, abs=1)
     rows, cols = np.nonzero(out > 0)
@@ -120,7 +128,8 @@ def _similarity(a, b):
 @pytest.mark.parametrize("style", sorted(UPLOAD_STYLES))
 def test_upload_styles_look_like_the_original_digit(style, test_digits):
     x, _ = test_digits
-    sims = [_similarity(to_model_input(UPLOAD_STYLES[style](x[i])), x[i].astype(np.float32))
+    sims = [_similarity(to_model_input(UPLOAD_STYLES[style](x[i]), LIMITS),
+                        x[i].astype(np.float32))
             for i in range(20)]
     assert min(sims) > 0.8 and np.mean(sims) > 0.95, (style, sims)
 
@@ -135,7 +144,7 @@ def test_dark_ink_on_light_paper_is_inverted():
 def test_transparent_background_counts_as_paper():
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[10:30, 18:22, 3] = 255  # opaque black stroke, transparent elsewhere
-    gray = decode(png(rgba), 10**6, 1000)
+    gray = decode(png(rgba), _limits(10**6, 1000))
     assert gray[0, 0] == 255 and gray[20, 20] == 0
 
 
@@ -146,7 +155,7 @@ def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     Image.fromarray(img).save(buf, "JPEG", exif=exif, quality=95)
-    gray = decode(buf.getvalue(), 10**6, 1000)
+    gray = decode(buf.getvalue(), _limits(10**6, 1000))
     assert gray.shape == (40, 20) and gray[:5].mean() > 200  # the band is now on top
 
 
@@ -160,30 +169,55 @@ def test_exif_orientation_is_applied():
 ])
 def test_decode_rejects_non_images_and_other_formats(data, status, text):
     with pytest.raises(InputError, match=text) as info:
-        decode(data, 10**6, 1000)
+        decode(data, _limits(10**6, 1000))
     assert info.value.status == status
 
 
 def test_decode_rejects_truncated_png(test_digits):
     data = png(np.tile(test_digits[0][0], (8, 8)))
     with pytest.raises(InputError) as info:
-        decode(data[: len(data) // 2], 10**7, 10**4)
+        decode(data[: len(data) // 2], _limits(10**7, 10**4))
     assert info.value.status == 400
 
 
 def test_decode_checks_pixel_count_before_decoding():
     with pytest.raises(InputError, match="12000x12000") as info:
-        decode(png_bomb(12000, 12000, "L"), 25_000_000, 100_000)
+        decode(png_bomb(12000, 12000, "L"), _limits(25_000_000, 100_000))
     assert info.value.status == 413
 
 
 def test_decode_checks_longest_side():
     with pytest.raises(InputError, match="a side") as info:
-        decode(png(np.zeros((2, 3000), np.uint8)), 10**7, 2000)
+        decode(png(np.zeros((2, 3000), np.uint8)), _limits(10**7, 2000))
     assert info.value.status == 413
 
 
 def test_blank_image_is_a_client_error():
     with pytest.raises(InputError, match="no digit") as info:
-        mnist_layout(np.zeros((100, 100), np.float32))
+        mnist_layout(np.zeros((100, 100), np.float32), LIMITS.min_ink)
     assert info.value.status == 422
+
+
+def test_the_work_side_is_the_setting():
+    """Decoding reduces an image to MNIST_WORK_SIDE pixels a side, whatever it is set to."""
+    page = np.zeros((600, 800), np.uint8)
+    page[100:300, 200:260] = 255
+    assert max(decode(png(page), Settings(work_side=100)).shape) <= 100
+    assert decode(png(page), Settings(work_side=800)).shape == (600, 800)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (60, 60)], ids=["fast-path", "general-path"])
+def test_the_ink_rule_is_the_setting_on_every_path(test_digits, shape):
+    """A faint digit (peak 127) has ink under the default MNIST_MIN_INK and none under 128,
+    on the 28x28 fast path and on the general one alike; /predict_pixels uses the same rule."""
+    digit = np.zeros(shape, np.uint8)
+    digit[:28, :28] = test_digits[0][0] // 2
+    faint = png(digit)
+    assert to_model_input(faint, LIMITS).max() > 0
+    with pytest.raises(InputError, match="no digit") as info:
+        to_model_input(faint, Settings(min_ink=128))
+    assert info.value.status == 422
+    from service.preprocess import over_background
+
+    with pytest.raises(InputError, match="no digit"):
+        over_background(digit.astype(np.float32), 128)

@@ -1,0 +1,200 @@
+"""service/http_input.py: size limits, multipart files and validated JSON, through the
+service's ASGI app in process and on the reader functions themselves.
+
+    pytest tests/service/test_http_input.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+
+import pytest
+from starlette.requests import Request
+
+from clients.uploads import png
+from service.errors import InputError
+from service.http_input import read_files, read_pixels
+from service.settings import Settings
+from tests.helpers import assert_error
+
+
+def _body_limit() -> int:
+    from service.service import SETTINGS
+
+    return SETTINGS.max_body_bytes
+
+
+def test_predict_rejects_body_over_limit(client):
+    over = bytes(_body_limit() + 1)
+    assert_error(client.post("/predict", files={"image": ("d.png", b"\x89PNG" + over)}),
+                  413, "limit")
+
+
+def test_predict_rejects_chunked_body_over_limit_without_content_length(client):
+    def chunks():
+        head = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"d.png\"\r\n\r\n"
+        yield head + b"\x89PNG"
+        for _ in range(_body_limit() // (1 << 20) + 1):
+            yield bytes(1 << 20)
+
+    resp = client.post("/predict", content=chunks(),
+                       headers={"content-type": "multipart/form-data; boundary=x"})
+    assert "content-length" not in resp.request.headers
+    assert_error(resp, 413, "limit")
+
+
+def test_predict_wants_exactly_one_image(client, test_digits):
+    good = png(test_digits[0][0])
+    assert_error(client.post("/predict", files=[("image", ("a.png", good)),
+                                                 ("image", ("b.png", good))]), 400, "at most 1")
+
+
+def _raw_part(name: str, headers: str, data: bytes) -> dict:
+    body = (f"--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"\r\n{headers}"
+            "\r\n").encode() + data + b"\r\n--b0undary--\r\n"
+    return dict(content=body, headers={"content-type": "multipart/form-data; boundary=b0undary"})
+
+
+def test_an_image_part_without_a_filename_is_still_a_file(client, test_digits):
+    """RFC 7578: a filename SHOULD be sent, not must; the part's Content-Type says "file"."""
+    good = png(test_digits[0][0])
+    resp = client.post("/predict", **_raw_part("image", "Content-Type: image/png\r\n", good))
+    assert resp.status_code == 200, resp.text
+    # Without a filename and without an image type, a part is text, as before.
+    assert_error(client.post("/predict", **_raw_part("image", "", good)), 400, "got text")
+
+
+def test_predict_never_fetches_a_url_sent_as_text(client):
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/digit.png"
+        assert_error(client.post("/predict", files={"image": (None, url)}), 400,
+                      "URLs are not fetched")
+        assert_error(client.post("/predict", data={"image": url}), 415)
+        assert_error(client.post("/predict", content=url.encode(),
+                                  headers={"content-type": "text/plain"}), 415)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+
+
+def _grid(value):
+    return [[value] * 28 for _ in range(28)]
+
+
+BAD_PIXELS = {
+    "wrong_rows": ({"pixels": [[0] * 28] * 27}, "at least 28"),
+    "wrong_cols": ({"pixels": [[0] * 29] * 28}, "at most 28"),
+    "over_255": ({"pixels": _grid(256)}, "less than or equal to 255"),
+    "negative": ({"pixels": _grid(-1)}, "greater than or equal to 0"),
+    "floats": ({"pixels": _grid(3.5)}, "valid integer"),
+    "strings": ({"pixels": _grid("7")}, "valid integer"),
+    "booleans": ({"pixels": _grid(True)}, "valid integer"),
+    "missing": ({}, "pixels"),
+    "extra_field": ({"pixels": _grid(0), "x": 1}, "extra"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PIXELS))
+def test_predict_pixels_validates_strictly(client, case):
+    payload, text = BAD_PIXELS[case]
+    assert_error(client.post("/predict_pixels", json=payload), 422, text)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_predict_pixels_rejects_non_finite_numbers(client, token):
+    rows = ",".join(["[" + ",".join([token] + ["0"] * 27) + "]"] + ["[" + ",".join(["0"] * 28)
+                                                                    + "]"] * 27)
+    resp = client.post("/predict_pixels", content=f'{{"pixels": [{rows}]}}'.encode(),
+                       headers={"content-type": "application/json"})
+    assert_error(resp, 422)
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    (dict(content=b"{not json", headers={"content-type": "application/json"}), 422),
+    (dict(content=b"", headers={"content-type": "application/json"}), 400),
+    (dict(files={"pixels": ("p.json", b"\x89PNG\x00\xff")}), 415),
+])
+def test_predict_pixels_rejects_bad_bodies(client, kwargs, status):
+    assert_error(client.post("/predict_pixels", **kwargs), status)
+
+
+def _request(body: bytes, content_type: str, chunk: int = 1 << 16) -> Request:
+    """A POST whose body arrives in `chunk`-byte ASGI messages, with its Content-Length."""
+    messages = [{"type": "http.request", "body": body[i:i + chunk],
+                 "more_body": i + chunk < len(body)} for i in range(0, len(body), chunk)]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode())]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers,
+                    "query_string": b""}, receive)
+
+
+def _form(*parts: tuple[str, str | None, bytes]) -> Request:
+    """A multipart body of (field, filename or None for text, bytes) parts."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"'
+                                                     if filename else "")
+        body += (f"--b0undary\r\nContent-Disposition: {disposition}\r\n\r\n").encode() \
+            + data + b"\r\n"
+    return _request(body + b"--b0undary--\r\n", "multipart/form-data; boundary=b0undary")
+
+
+def _status(coroutine) -> int:
+    try:
+        asyncio.run(coroutine)
+    except InputError as exc:
+        return exc.status
+    return 200
+
+
+def test_the_multipart_limits_are_the_settings(test_digits):
+    """Text fields and their size are bounded by MNIST_MAX_FORM_FIELDS and
+    MNIST_MAX_FORM_PART_BYTES: the reader takes them from the settings it is given."""
+    image = ("image", "d.png", png(test_digits[0][0]))
+    notes = [("note", None, b"x" * 100), ("note2", None, b"y")]
+    assert _status(read_files(_form(image, *notes), "image", 1, Settings())) == 200
+    assert _status(read_files(_form(image, *notes), "image", 1,
+                              Settings(max_form_fields=1))) == 400
+    assert _status(read_files(_form(image, *notes), "image", 1,
+                              Settings(max_form_part_bytes=50))) == 400
+
+
+def test_the_body_limit_is_the_setting(test_digits):
+    image = ("image", "d.png", png(test_digits[0][0]))
+    request = _form(image)
+    size = int(dict(request.headers)["content-length"])
+    assert _status(read_files(_form(image), "image", 1, Settings(max_body_bytes=size))) == 200
+    assert _status(read_files(_form(image), "image", 1,
+                              Settings(max_body_bytes=size - 1))) == 413
+
+
+def test_a_pixels_body_arrives_within_the_body_timeout():
+    """A body that stops arriving is a 408 after MNIST_BODY_TIMEOUT_S, not at the request
+    timeout."""
+    async def never() -> dict:
+        await asyncio.sleep(3600)
+        return {}
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "query_string": b"",
+                       "headers": [(b"content-type", b"application/json")]}, never)
+    assert _status(read_pixels(request, Settings(body_timeout_s=0.05))) == 408
