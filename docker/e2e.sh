@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The container procedure end to end, checked: build, train, serve, predict, load-test.
 #   bash docker/e2e.sh          (MNIST_DATA=folder of IDX files; default ../shared/data/mnist)
-# Prints the figures the README records: build time, image sizes, time from `up` to
-# healthy, the prediction from the host and the Locust summary line.
+# Prints its figures: build time, image sizes, time from `up` to healthy, the prediction
+# from the host and the Locust summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

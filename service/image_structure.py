@@ -7,7 +7,7 @@ A decoder's cost does not follow the pixels alone. Pillow walks a PNG's chunks a
 JPEG's header segments one at a time in Python inside Image.open(), inflates every zTXt,
 iTXt and iCCP chunk (up to 64 MiB an image) and keeps the text in `img.info`; libjpeg
 makes one pass over the whole image per progressive scan. So before Pillow opens a file
-(docs/security.md has the attacks and the figures):
+(docs/security.md has the attacks; docs/journal/security.md, the figures):
 
 - a PNG keeps only what decides its pixels (IHDR, PLTE, tRNS, IDAT, IEND) and its
   orientation (eXIf); text, ICC profiles, animation frames and private chunks are

@@ -75,7 +75,8 @@ class _NoFields:
     """What an endpoint's input parses to: nothing (the endpoint reads ctx.request).
     BentoML builds the endpoint's keyword arguments from `input.model_fields`; on a
     pydantic instance that attribute is deprecated (2.11) and builds a warning object
-    per request: 3 % of a worker's time under load (docs/performance.md)."""
+    per request, a measurable share of a worker's time under load
+    (docs/journal/performance.md)."""
 
     model_fields: ClassVar[dict[str, Any]] = {}
 

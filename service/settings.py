@@ -64,7 +64,7 @@ class Settings(BaseSettings):
                                       "on the event loop; larger ones are decoded on "
                                       "threads, through the decode slots")
     decode_slots: int = Field(default=2, ge=1, description="large images decoded at once "
-                              "per worker, on threads (docs/security.md)")
+                              "per worker, on threads")
     decode_queue: int = Field(default=16, ge=0, description="large images waiting for a "
                               "slot per worker; 503 with Retry-After beyond")
     workers: int = Field(default=0, ge=0, description="BentoML worker processes; 0: one per "
@@ -80,10 +80,10 @@ class Settings(BaseSettings):
                                   "must arrive within this many seconds (408 after)")
     drain_s: float = Field(default=5, ge=0, description="on SIGTERM, seconds `/readyz` "
                            "answers 503 while serving goes on, before the server stops "
-                           "(`python -m service.drain`, the image's CMD): longer than a "
-                           "proxy's check interval x fall (HAProxy 1 s x 1, the k8s "
-                           "readiness probe 2 s x 2) plus a margin; stop grace periods "
-                           "cover it plus the request timeout; 0: stop at once")
+                           "(`python -m service.drain`, the image's CMD): longer than the "
+                           "proxy's or the orchestrator's readiness checks take to notice "
+                           "(interval x failures, in deploy/), plus a margin; stop grace "
+                           "periods cover it plus the request timeout; 0: stop at once")
     # Per-request work that costs throughput; /metrics stays.
     access_log: bool = Field(default=False,
                              description="1: BentoML's per-request access log line")

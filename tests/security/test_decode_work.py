@@ -2,7 +2,7 @@
 
     pytest tests/security/test_decode_work.py
 
-What the second round of attacks found (the figures are in docs/security.md):
+What the second round of attacks found (the figures: docs/journal/security.md):
 - a 68 KB PNG (a 28x28 digit and 64 zTXt chunks) made Pillow inflate 64 MiB of text
   inside Image.open(), on the event loop, and keep it in `img.info`;
 - a 10 MB JPEG declaring 512x512 (so decoded on the event loop) repeated one 12-byte

@@ -157,7 +157,8 @@ def test_preprocess_refuses_what_predict_refuses(client, kwargs, status):
 def test_a_request_builds_no_deprecation_warning(client, test_digits):
     """BentoML reads `model_fields` off the parsed input to build keyword arguments; on a
     pydantic instance that attribute is deprecated (2.11) and builds a warning object per
-    request: 3 % of a worker's time under load (py-spy, docs/performance.md)."""
+    request: a measurable share of a worker's time under load (py-spy,
+    docs/journal/performance.md)."""
     import warnings
 
     from pydantic import PydanticDeprecatedSince211
