@@ -18,6 +18,7 @@ endif
 
 PORT ?= 3000
 DEMO_ARGS ?=
+TRAIN ?=
 BENCH_ARGS ?=
 ATTACK_ARGS ?=
 SOAK_ARGS ?=
@@ -46,12 +47,9 @@ $(VENV)/.installed: pyproject.toml
 train: setup  ## train, export, verify and register the model (TRAIN_ARGS=... to override)
 	$(BIN)/python -m training --output-dir $(ARTIFACTS) $(TRAIN_ARGS)
 
-demo: train  ## train, then serve, send sample digits and stop
-	@echo; echo "== trained: model registered in $(BENTOML_HOME); artifacts in $(ARTIFACTS)/"
-	@$(BIN)/python -c "import json; m = json.load(open('$(ARTIFACTS)/metrics.json')); \
-	  print(f\"  test accuracy {m['test_accuracy']:.4f} on {m['dataset']['test_size']} digits \
-	  ({m['dataset']['source']}{', FALLBACK DATA' if m['dataset']['is_fallback'] else ''}); \
-	  ONNX parity max |dlogit| {m['parity']['max_abs_logit_diff']:.1e}\")"
+demo: setup  ## serve the registered model, send sample digits, 20 s load test, stop (trains first if no model, or TRAIN=1)
+	@if [ -n "$(TRAIN)" ] || ! $(BIN)/python -m clients.demo --has-model; then \
+	  $(MAKE) --no-print-directory train; fi
 	$(BIN)/python -m clients.demo --loadtest 20 $(DEMO_ARGS)
 
 serve: setup  ## serve the registered model on http://127.0.0.1:$(PORT) (SIGTERM drains, Ctrl-C stops)
@@ -78,7 +76,7 @@ compose-loadtest:  ## containers: Locust against the api, report in ./reports
 compose-down:  ## containers: stop and remove (keeps the model volume)
 	$(COMPOSE) --profile loadtest down
 
-bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.md (needs MNIST_DIR)
+bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.json, .md, README summary (needs MNIST_DIR)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 attack: setup  ## readiness, latency, memory under 4 attacks -> docs/attack.md (ATTACK_ARGS="--baseline-ref REV": beside that tree; after make train)

@@ -5,13 +5,9 @@
 
 from __future__ import annotations
 
-import math
-
+from benchmarks.goals import attack_goals, ms
 from benchmarks.render import met
 
-READYZ_MAX_MS = 1000  # the goals, with each attack, from 8 clients
-NORMAL_P50_MS = 100
-WORKER_PEAK_MB = 600
 LABELS = {"baseline": "before", "current": "now"}
 
 
@@ -21,37 +17,12 @@ def _codes(codes: dict[str, int]) -> str:
         or "none"
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:,.0f}"
-
-
-def goals(run: dict) -> list[tuple[str, str, bool]]:
-    """(goal, measured, met) of one server under one attack."""
-    r, n, rss = run["readyz_ms"], run["normal"], run["worker_rss_mb"]
-    codes = n["codes"]
-    others = sum(v for c, v in codes.items() if c not in ("200", "503"))
-    p50 = n["p50_ms"]
-    return [
-        (f"`/readyz` never over {READYZ_MAX_MS / 1000:g} s, every probe a 200",
-         f"max {_ms(r['max'])} ms, {r['failed']} of {r['n']} failed",
-         r["max"] <= READYZ_MAX_MS and not r["failed"]),
-        ("normal `/predict`: no 503 (nor any other failure)",
-         f"{codes.get('200', 0):,} × 200, {codes.get('503', 0):,} × 503"
-         + (f", {others:,} other" if others else ""),
-         not codes.get("503") and not others and bool(codes.get("200"))),
-        (f"normal `/predict` p50 ≤ {NORMAL_P50_MS} ms", f"{_ms(p50)} ms",
-         p50 is not None and p50 <= NORMAL_P50_MS),
-        (f"worker peak RSS ≤ {WORKER_PEAK_MB} MB", f"{rss['peak']:,.0f} MB",
-         rss["peak"] <= WORKER_PEAK_MB),
-    ]
-
-
 def _goal_rows(attack: dict, trees: list[str]) -> list[str]:
-    per_tree = [goals(attack["runs"][t]) for t in trees]
+    per_tree = [attack_goals(attack["runs"][t]) for t in trees]
     rows = []
-    for i, (goal, _, _) in enumerate(per_tree[0]):
-        cells = " | ".join(f"{g[i][1]} | {met(g[i][2])}" for g in per_tree)
-        rows.append(f"| {attack['name']} | {goal} | {cells} |")
+    for i, first in enumerate(per_tree[0]):
+        cells = " | ".join(f"{goals[i].measured} | {met(goals[i].met)}" for goals in per_tree)
+        rows.append(f"| {attack['name']} | {first.goal} | {cells} |")
     return rows
 
 
@@ -69,12 +40,12 @@ def _details(attack: dict, trees: list[str]) -> list[str]:
         "| figure | " + " | ".join(LABELS[t] for t in trees) + " |",
         "|---" * (len(trees) + 1) + "|",
         row("`/readyz` ms: max / p99 / median", lambda x: " / ".join(
-            _ms(x["readyz_ms"][k]) for k in ("max", "p99", "median"))),
+            ms(x["readyz_ms"][k]) for k in ("max", "p99", "median"))),
         row("`/readyz` probes, failed", lambda x: f"{x['readyz_ms']['n']}, "
             f"{x['readyz_ms']['failed']}"),
         row("normal `/predict`: answers", lambda x: _codes(x["normal"]["codes"])),
-        row("normal `/predict` ms: p50 / p99", lambda x: f"{_ms(x['normal']['p50_ms'])} / "
-            f"{_ms(x['normal']['p99_ms'])}"),
+        row("normal `/predict` ms: p50 / p99", lambda x: f"{ms(x['normal']['p50_ms'])} / "
+            f"{ms(x['normal']['p99_ms'])}"),
         row("the attackers' answers", lambda x: _codes(x["attack"]["codes"]) + (
             f"; {x['attack']['unanswered']} still waiting at the end"
             if x["attack"]["unanswered"] else "")),

@@ -7,14 +7,14 @@ start, the in-process ceilings and preprocessing costs, Locust against `bentoml 
 and against two FastAPI peers (benchmarks/peer.py: the same work, and the least work),
 /predict at 1, 8, 32 and 128 users with and without adaptive batching, 1 worker
 against one per usable CPU, and resident memory per worker after a 60 s load. Prints
-the tables and writes docs/benchmarks.md. Absolute numbers drift on shared machines;
-the ratios are the point.
+the tables and writes the results (docs/benchmarks.json), the page rendered from them
+(docs/benchmarks.md) and README.md's summary block. Absolute numbers drift on shared
+machines; the ratios are the point.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -26,27 +26,28 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ceiling, render
+from benchmarks import ceiling, goals, render
+from benchmarks.memory import Workers
 from clients import server_process as process
+from load_tests.command import locust_command, read_totals
 from service.cpus import usable_cpus
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 ROOT = process.ROOT
+ENDPOINTS = ["predict", "predict_batch", "predict_pixels"]
 
 
 def locust(host: str, endpoint: str, users: int, seconds: int, out: Path) -> dict[str, float]:
     """A headless Locust run; returns req/s, p50, p99 (ms) and failures of the aggregate."""
     prefix = out / f"locust-{endpoint}-{host.rsplit(':', 1)[1]}"
-    cmd = [str(Path(sys.executable).with_name("locust")), "-f", "benchmarks/locustfile.py",
-           "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-           "--host", host, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"]
+    cmd = locust_command(host, users=users, seconds=seconds, config=None,
+                         locustfile="benchmarks/locustfile.py", csv_prefix=prefix,
+                         extra=["--loglevel", "WARNING"])
     env = {**os.environ, "BENCH_ENDPOINT": endpoint}
     subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, timeout=seconds + 120)
-    with open(f"{prefix}_stats.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-    return {"rps": float(row["Requests/s"]), "p50": float(row["50%"]),
-            "p99": float(row["99%"]), "failures": int(row["Failure Count"]),
-            "requests": int(row["Request Count"])}
+    totals = read_totals(prefix)
+    return {"rps": totals.rps, "p50": totals.p50_ms, "p99": totals.p99_ms,
+            "failures": totals.failures, "requests": totals.requests}
 
 
 def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
@@ -101,18 +102,11 @@ def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str],
         process.wait_ready(proc, f"http://127.0.0.1:{port}")
         result: dict = {ep: locust(f"http://127.0.0.1:{port}", ep, users, seconds, out)
                         for ep in endpoints}
-        if rss:
-            result["rss_mb"] = worker_rss(proc.pid)
+        if rss:  # each worker's current resident memory, after the runs
+            result["rss_mb"] = Workers(proc.pid).current_mb()
         return result
     finally:
         process.stop(proc)
-
-
-def worker_rss(pid: int) -> list[float]:
-    """Current RSS of the serving workers: the descendants that are not the supervisor
-    (BentoML's circus arbiter starts one process per worker, plus helpers that sleep)."""
-    rss = (process.rss_mb(p, "VmRSS") for p in process.descendants(pid))
-    return sorted((round(mb, 1) for mb in rss if mb > 100), reverse=True)
 
 
 def machine() -> str:
@@ -122,7 +116,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"), help="MNIST IDX folder")
@@ -136,73 +130,81 @@ def main(argv: list[str] | None = None) -> int:
                    default=Settings.model_fields["batch_max_latency_ms"].default,
                    help="MNIST_BATCH_MAX_LATENCY_MS of the batching runs (a budget under "
                         "the p99 turns the dispatcher's cancellations into 503s)")
-    p.add_argument("--baseline", type=float, nargs=2, default=[761, 240],
-                   metavar=("RPS", "P99_MS"),
-                   help="/predict at the sweep's highest user count before issue 13 (tree "
-                        "4478cba, its default 1 worker, 128 users, the 2026-12-02 default "
-                        "model, on the Intel Xeon of 2026-12-02; 1004 and 230 on the AMD EPYC "
-                        "of 2026-11-25)")
+    p.add_argument("--baseline", type=float, nargs=2,
+                   default=[goals.BEFORE_RPS, goals.BEFORE_P99_MS], metavar=("RPS", "P99_MS"),
+                   help="/predict req/s and p99 of the tree to compare with, at the sweep's "
+                        "highest user count: the speed-up goal's reference")
     p.add_argument("--soak-seconds", type=int, default=60,
                    help="duration of the load before resident memory is read")
-    p.add_argument("--output", default="docs/benchmarks.md", help="where the report goes")
     p.add_argument("--gpu-json", default="docs/benchmarks-gpu.json",
                    help="GPU figures recorded on a lent GPU (benchmarks/ceiling.py --json)")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def measure(args: argparse.Namespace, work: Path, log) -> dict:
+    """Every measurement of the report, one server at a time, in `work`."""
+    home, arts = work / "bentoml", work / "artifacts"
+    print("training (default command)...", flush=True)
+    results: dict = {"training": train(args.data_dir, arts, home)}
+    onnx_path = arts / "model.onnx"
+    print("cold start...", flush=True)
+    results["cold_start_s"] = cold_start(home, log, args.workers)
+    print("ceilings (in process)...", flush=True)
+    results["ceiling"] = ceiling.measure(onnx_path, args.data_dir, load_settings())
+    workers, users, seconds = args.workers, args.users, args.seconds
+    print(f"service under load ({workers} workers, {users} users)...", flush=True)
+    results["service"] = under_load(
+        lambda port: start_service(port, home, log, workers), users, seconds, work, ENDPOINTS)
+    for name, app in (("peer", "app"), ("peer_minimal", "minimal")):
+        print(f"{name} under load...", flush=True)
+        results[name] = under_load(
+            lambda port, app=app: start_peer(port, onnx_path, workers, log, app), users,
+            seconds, work, ["predict"])
+    results["sweep"] = {}
+    for sweep_users in args.sweep_users:  # off and on side by side: the machine drifts
+        for batch_ms in (0, args.batch_ms):
+            print(f"/predict, {sweep_users} users, batching {batch_ms} ms...", flush=True)
+            results["sweep"][f"{batch_ms}:{sweep_users}"] = under_load(
+                lambda port, b=batch_ms: start_service(port, home, log, workers, b),
+                sweep_users, seconds, work, ["predict"])["predict"]
+    results["workers"] = {}
+    for count in sorted({1, workers}):
+        print(f"/predict with {count} worker(s), {args.soak_seconds} s for memory...",
+              flush=True)
+        results["workers"][str(count)] = under_load(
+            lambda port, c=count: start_service(port, home, log, c), users,
+            args.soak_seconds, work, ["predict"], rss=True)
+    return results
+
+
+def meta(args: argparse.Namespace, wall_s: float) -> dict:
+    """How the run was made: when, where, with what load, against which baseline."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "users": args.users, "seconds": args.seconds, "workers": args.workers,
+        "batch_ms": args.batch_ms, "soak_seconds": args.soak_seconds,
+        "baseline_rps": args.baseline[0], "baseline_p99": args.baseline[1],
+        "wall_s": wall_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not args.data_dir:
         print("error: --data-dir or MNIST_DIR is required (the timed training needs it)")
         return 2
     os.environ["MNIST_DIR"] = str(Path(args.data_dir).resolve())
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
-        work = Path(tmp)
-        home, arts = work / "bentoml", work / "artifacts"
-        with open(work / "servers.log", "w") as log:
-            print("training (default command)...", flush=True)
-            results: dict = {"training": train(args.data_dir, arts, home)}
-            onnx_path = arts / "model.onnx"
-            print("cold start...", flush=True)
-            results["cold_start_s"] = cold_start(home, log, args.workers)
-            print("ceilings (in process)...", flush=True)
-            results["ceiling"] = ceiling.measure(onnx_path, args.data_dir)
-            n, users, secs = args.workers, args.users, args.seconds
-            print(f"service under load ({n} workers, {users} users)...", flush=True)
-            results["service"] = under_load(
-                lambda port: start_service(port, home, log, n), users, secs, work,
-                ["predict", "predict_batch", "predict_pixels"])
-            for name, app in (("peer", "app"), ("peer_minimal", "minimal")):
-                print(f"{name} under load...", flush=True)
-                results[name] = under_load(
-                    lambda port, app=app: start_peer(port, onnx_path, n, log, app), users,
-                    secs, work, ["predict"])
-            results["sweep"] = {}
-            for u in args.sweep_users:  # off and on side by side: the machine drifts
-                for batch_ms in (0, args.batch_ms):
-                    print(f"/predict, {u} users, batching {batch_ms} ms...", flush=True)
-                    results["sweep"][f"{batch_ms}:{u}"] = under_load(
-                        lambda port, b=batch_ms: start_service(port, home, log, n, b), u,
-                        secs, work, ["predict"])["predict"]
-            results["workers"] = {}
-            for w in sorted({1, n}):
-                print(f"/predict with {w} worker(s), {args.soak_seconds} s for memory...",
-                      flush=True)
-                results["workers"][str(w)] = under_load(
-                    lambda port, w=w: start_service(port, home, log, w), users,
-                    args.soak_seconds, work, ["predict"], rss=True)
-    results["meta"] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "users": args.users, "seconds": args.seconds, "workers": args.workers,
-        "batch_ms": args.batch_ms, "soak_seconds": args.soak_seconds,
-        "baseline_rps": args.baseline[0], "baseline_p99": args.baseline[1],
-        "wall_s": time.perf_counter() - started,
-    }
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, \
+            open(Path(tmp) / "servers.log", "w") as log:
+        results = measure(args, Path(tmp), log)
+    results["meta"] = meta(args, time.perf_counter() - started)
     gpu = Path(args.gpu_json)
     results["gpu"] = json.loads(gpu.read_text()) if gpu.is_file() else None
-    Path("reports").mkdir(exist_ok=True)
-    Path("reports/bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = render.render(results)
-    print("\n" + text)
-    Path(args.output).write_text(text)
-    print(f"written: {args.output}")
+    page = render.publish(results, ROOT)
+    print("\n" + page)
+    print(f"written: {render.RESULTS}, {render.PAGE}, the {render.SUMMARY_BLOCK} block of "
+          f"{render.README}")
     return 0
 
 

@@ -5,9 +5,10 @@
 
 Starts `bentoml serve` on a loopback port (the model in $BENTOML_HOME) and runs the
 project's own Locust test against it (load_tests/: /predict, /predict_batch and
-/predict_pixels, every answer compared with its true label, the SLO gate on quit) with
-the `soak` profile. Every 10 s it samples the worker processes' resident memory; flat
-memory means the last samples sit where the first ones after warm-up did.
+/predict_pixels, every answer compared with its true label, the SLO gate on quit, its
+p99 the soak's goal in benchmarks/goals.py) with the `soak` profile. Every 10 s it
+samples the worker processes' resident memory; flat memory means the last samples sit
+where the first ones after warm-up did.
 """
 
 from __future__ import annotations
@@ -16,22 +17,17 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
+from benchmarks.goals import SOAK_SLO
+from benchmarks.memory import Workers
 from clients import server_process
-from clients.server_process import descendants, rss_mb
+from load_tests.command import locust_command
 
-
-def sample_rss(pid: int, stop: threading.Event, every: float, out: list[tuple[float, float]]):
-    t0 = time.monotonic()
-    while not stop.wait(every):
-        workers = descendants(pid)
-        out.append((round(time.monotonic() - t0), max((rss_mb(w, "VmRSS") for w in workers),
-                                                       default=0.0)))
+SAMPLE_EVERY_S = 10
+WARM_UP_S = 60
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,28 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=16, help="Locust users")
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args(argv)
-    samples: list[tuple[float, float]] = []
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log, \
             server_process.serving(log) as (proc, base):
-        stop = threading.Event()
-        sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, 10, samples),
+        workers, stop = Workers(proc.pid), threading.Event()
+        sampler = threading.Thread(target=workers.watch, args=(stop, SAMPLE_EVERY_S),
                                    daemon=True)
         sampler.start()
         try:
             locust = subprocess.run(
-                [str(Path(sys.executable).with_name("locust")), "--config",
-                 "load_tests/locust.conf", "--host", base, "--load-profile", "soak",
-                 "--users", str(args.users), "--spawn-rate", str(args.users),
-                 "--run-time", f"{int(args.minutes * 60)}s", "--only-summary",
-                 "--slo-p99-ms", "1000"],
+                locust_command(base, users=args.users, seconds=int(args.minutes * 60),
+                               slo=SOAK_SLO, extra=["--load-profile", "soak"]),
                 cwd=server_process.ROOT, capture_output=True, text=True,
                 timeout=args.minutes * 60 + 300)
         finally:
             stop.set()
             sampler.join()
+    samples = workers.samples
     out = locust.stdout + locust.stderr
     summary = re.search(r"^\d+ requests, .*$", out, re.M)
-    warm = [mb for t, mb in samples if t >= 60] or [mb for _, mb in samples] or [0.0]
+    warm = [mb for t, mb in samples if t >= WARM_UP_S] or [mb for _, mb in samples] or [0.0]
     result = {
         "minutes": args.minutes, "users": args.users, "locust_exit_code": locust.returncode,
         "verdict": next((ln for ln in out.splitlines() if ln.startswith("SLO ")), None),

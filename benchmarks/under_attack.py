@@ -47,10 +47,10 @@ from typing import IO, Any
 import httpx
 
 from benchmarks import bombs
+from benchmarks.memory import Workers, descendants, rss_mb
 from benchmarks.render_attack import render
 from benchmarks.run import machine
 from clients import server_process as process
-from clients.server_process import descendants, rss_mb
 from core.data import resolve_or_exit
 from core.png import encode_png
 
@@ -197,31 +197,6 @@ class _Traffic:
         }
 
 
-class _Workers:
-    """A server's worker processes and their highest peak resident memory (VmHWM), sampled
-    until `done`: a worker that dies takes its VmHWM with it, and its successor counts."""
-
-    def __init__(self, server_pid: int):
-        self.server_pid, self.seen, self.peak = server_pid, set[int](), 0.0
-
-    def sample(self) -> list[int]:
-        now = [p for p in descendants(self.server_pid) if _is_worker(p)]
-        self.seen.update(now)
-        self.peak = max([self.peak, *(rss_mb(p) for p in now)])
-        return now
-
-    def watch(self, done: threading.Event) -> None:
-        while not done.wait(0.25):
-            self.sample()
-
-
-def _is_worker(pid: int) -> bool:
-    try:
-        return b"_bentoml_impl.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def _cpu_s() -> tuple[float, float]:
     """(CPU seconds the whole machine has been busy, those of this process and its
     descendants, the servers and the attackers): their difference is the others' load."""
@@ -241,7 +216,7 @@ def _cpu_s() -> tuple[float, float]:
 def measure(server_pid: int, base: str, endpoint: str, requests: list[dict],
             args: argparse.Namespace, digit_png: bytes) -> dict:
     """One attack against one ready server: the figures of the goals, and the load."""
-    workers, done = _Workers(server_pid), threading.Event()
+    workers, done = Workers(server_pid), threading.Event()
     idle = max(rss_mb(p) for p in workers.sample())
     count = len(workers.seen)
     attackers = _Attackers(base, endpoint, requests, args.attackers if requests else 0)
@@ -251,7 +226,7 @@ def measure(server_pid: int, base: str, endpoint: str, requests: list[dict],
     load, (busy0, mine0) = os.getloadavg()[0], _cpu_s()
     t0 = time.perf_counter()
     attackers.start()  # forked before any thread of this run starts
-    sampler = threading.Thread(target=workers.watch, args=(done,))
+    sampler = threading.Thread(target=workers.watch, args=(done, 0.25))
     for t in [sampler, *threads]:
         t.start()
     time.sleep(args.seconds)

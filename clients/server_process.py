@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import socket
@@ -91,30 +90,3 @@ def serving(log: IO[str], env: dict[str, str] | None = None,
         yield proc, base
     finally:
         stop(proc)
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children[int(fields[1])].append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """A process's peak (VmHWM) or current (VmRSS) resident memory in MB; 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

@@ -27,13 +27,16 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
+
+from load_tests.command import locust_command, read_totals
 
 ROOT = Path(__file__).resolve().parents[2]
 SWARM = ["bash", str(ROOT / "deploy/swarm/swarm.sh")]
 API = "mnist_api"
 PHOTOS = "deploy/swarm/photo_locustfile.py"
+BIG_HEADER_BYTES = 20 * 1024  # over the proxy's header limit: it must refuse it
 
 
 def sh(*cmd: str, check: bool = True, env: dict[str, str] | None = None) -> str:
@@ -49,6 +52,29 @@ def get(url: str) -> dict:
         return json.load(r)
 
 
+def load_command(base: str, users: int, prefix: Path, locustfile: str | None) -> list[str]:
+    """Locust until stopped (at most half an hour), statistics to `prefix`. No SLO value
+    is passed: the steps judge the figures themselves, and Locust's exit code is not read."""
+    return locust_command(base, users=users, seconds=1800, locustfile=locustfile,
+                          csv_prefix=prefix)
+
+
+def load_figures(prefix: Path) -> dict:
+    """A stopped load's figures: its totals, its failures, and the photo locustfile's
+    upload sizes when it ran."""
+    totals = read_totals(prefix)
+    failures = []
+    if Path(f"{prefix}_failures.csv").exists():
+        with open(f"{prefix}_failures.csv") as f:
+            failures = [f"{r['Occurrences']} x {r['Error'][:120]}" for r in csv.DictReader(f)]
+    sizes = re.search(r"photo payloads: .*? of (\d+)-(\d+) bytes",
+                      Path(f"{prefix}.log").read_text())
+    return {"requests": totals.requests, "failed": totals.failures,
+            "rps": round(totals.rps, 1), "p50_ms": totals.p50_ms, "p99_ms": totals.p99_ms,
+            "failures": failures,
+            **({"upload_bytes": [int(sizes[1]), int(sizes[2])]} if sizes else {})}
+
+
 class Load:
     """Locust through the proxy, in the background, until stop(); then its figures.
     locustfile: the load test's (28x28 PNGs, batches, pixels) unless given (PHOTOS)."""
@@ -57,14 +83,8 @@ class Load:
                  locustfile: str | None = None) -> None:
         self.prefix = out / name
         self.log = open(f"{self.prefix}.log", "w")  # noqa: SIM115  (closed by stop())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "--config", "load_tests/locust.conf",
-             *(["--locustfile", locustfile] if locustfile else []),
-             "--host", base, "--users", str(users), "--spawn-rate", str(users),
-             "--run-time", "30m", "--csv", str(self.prefix), "--only-summary",
-             # Judged here, from the CSV: no SLO gate of the load test's own.
-             "--slo-p99-ms", "1e9", "--slo-max-fail-ratio", "1", "--slo-min-accuracy", "0"],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(load_command(base, users, self.prefix, locustfile),
+                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_spawned()
 
     def _wait_spawned(self, timeout: float = 90) -> None:
@@ -79,29 +99,15 @@ class Load:
     def requests(self) -> int:
         """Requests so far: Locust rewrites its stats CSV every second, flushed every 5 s."""
         try:
-            with open(f"{self.prefix}_stats.csv") as f:
-                return int(next(r for r in csv.DictReader(f)
-                                if r["Name"] == "Aggregated")["Request Count"])
-        except (OSError, StopIteration, KeyError, ValueError):
+            return read_totals(self.prefix).requests
+        except (OSError, LookupError, ValueError):
             return 0
 
     def stop(self) -> dict:
         self.proc.send_signal(signal.SIGTERM)  # Locust quits cleanly and writes its CSV
         self.proc.wait(60)
         self.log.close()
-        with open(f"{self.prefix}_stats.csv") as f:
-            total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-        failures = []
-        if Path(f"{self.prefix}_failures.csv").exists():
-            with open(f"{self.prefix}_failures.csv") as f:
-                failures = [f"{r['Occurrences']} x {r['Error'][:120]}" for r in csv.DictReader(f)]
-        # The photo locustfile's line about its bodies, when it ran.
-        sizes = re.search(r"photo payloads: .*? of (\d+)-(\d+) bytes",
-                          Path(f"{self.prefix}.log").read_text())
-        return {"requests": int(total["Request Count"]), "failed": int(total["Failure Count"]),
-                "rps": round(float(total["Requests/s"]), 1), "p50_ms": float(total["50%"]),
-                "p99_ms": float(total["99%"]), "failures": failures,
-                **({"upload_bytes": [int(sizes[1]), int(sizes[2])]} if sizes else {})}
+        return load_figures(self.prefix)
 
 
 def running_tasks() -> list[dict]:
@@ -143,8 +149,6 @@ def bad_image(version: str) -> str:
 
 def _stamp(line: str) -> float:
     """The time of a `docker service logs --timestamps` line (UTC, ns cut to us)."""
-    from datetime import datetime
-
     day, clock = line.split()[0].rstrip("Z").split("T")
     clock = clock[:15]
     return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC).timestamp()
@@ -157,6 +161,11 @@ def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
     # started, which may be minutes before the stop (a 60 s window once missed it).
     lines = sh("docker", "service", "logs", "--raw", "--timestamps", "--since",
                str(int(t_stop - 900)), "mnist_proxy").splitlines()
+    return slot_timeline(lines, ips, t_stop, t_exit)
+
+
+def slot_timeline(lines: list[str], ips: list[str], t_stop: float, t_exit: float) -> dict:
+    """proxy_view() of the proxy's log lines (`--timestamps`)."""
     slot = None
     for line in lines:  # the slot the resolver last gave one of the replica's addresses
         for ip in ips:
@@ -186,7 +195,8 @@ def update_under_load(base: str, users: int, out: Path, name: str,
 def header_limits(port: int) -> dict:
     """Through the proxy: a 20 KiB header, and headers that stop arriving."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20480 + b"\r\n\r\n")
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * BIG_HEADER_BYTES
+                  + b"\r\n\r\n")
         big = s.recv(200).split(b"\r\n")[0].decode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         t0 = time.monotonic()
@@ -336,7 +346,7 @@ def step_photos(run: Run, old: str, old_image: str) -> None:
 
 
 def step_limits(run: Run, port: int) -> None:
-    print("== limits of the proxy (the hardening issue)", flush=True)
+    print("== limits of the proxy", flush=True)
     run.fig["proxy_limits"] = lim = header_limits(port)
     run.checks["headers: 20 KiB refused, silent client cut within 15 s"] = (
         " 400 " in lim["header_20kib"] + " " and " 408 " in lim["silent_headers"] + " "
@@ -355,14 +365,36 @@ def report(run: Run, path: str) -> int:
     return 0 if ok else 1
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=8, help="Locust users (default: 8)")
     p.add_argument("--train-args", default="--epochs 4 --min-accuracy 0.95",
                    help="training of the new model versions (default: %(default)s)")
     p.add_argument("--keep", action="store_true", help="leave the stack up at the end")
     p.add_argument("--json", default="reports/swarm_e2e.json", help="(default: %(default)s)")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def versions(run: Run, env: dict[str, str]) -> tuple[str, str, str, str]:
+    """(the served model's tag, its image, a new version's image and tag), the new one
+    trained and built here."""
+    old = get(run.base + "/model")["tag"]
+    old_image = {t["Image"] for t in running_tasks()}.pop()
+    print("== a new model version, and its image", flush=True)
+    new_image = sh(*SWARM, "image", env=env).splitlines()[-1]
+    return old, old_image, new_image, "mnist_mlp:" + new_image.split(":")[1]
+
+
+def run_steps(run: Run, steps: list[tuple[Callable[..., None], tuple]]) -> None:
+    """Each step in turn, each timed: CI's budget is the whole run."""
+    for step, step_args in steps:
+        t_step = time.monotonic()
+        step(run, *step_args)
+        run.fig.setdefault("step_s", {})[step.__name__] = round(time.monotonic() - t_step, 1)
+
+
+def main() -> int:
+    args = parse_args()
     port = int(os.environ.get("SWARM_PORT", "8080"))
     run = Run(f"http://127.0.0.1:{port}", args.users, Path(tempfile.mkdtemp(prefix="swarm-e2e-")))
     run.fig.update(users=args.users, machine=f"{os.cpu_count()} cores, load generator on "
@@ -373,20 +405,11 @@ def main() -> int:
         print("== up", flush=True)
         sh(*SWARM, "up", env=env)
         run.fig["up_s"] = round(time.monotonic() - t0, 1)
-        old = get(run.base + "/model")["tag"]
-        old_image = {t["Image"] for t in running_tasks()}.pop()
-        print("== a new model version, and its image", flush=True)
-        new_image = sh(*SWARM, "image", env=env).splitlines()[-1]
-        new = "mnist_mlp:" + new_image.split(":")[1]
-        steps: list[tuple[Callable[..., None], tuple]] = [
+        old, old_image, new_image, new = versions(run, env)
+        run_steps(run, [
             (step_rollout, (old, new_image, new)), (step_rollback, (new_image, new)),
             (step_kill, ()), (step_drain, ()), (step_throughput, ()),
-            (step_photos, (old, old_image)), (step_limits, (port,))]
-        for step, step_args in steps:  # each timed: CI's budget is the whole run
-            t_step = time.monotonic()
-            step(run, *step_args)
-            run.fig.setdefault("step_s", {})[step.__name__] = round(
-                time.monotonic() - t_step, 1)
+            (step_photos, (old, old_image)), (step_limits, (port,))])
     finally:
         if not args.keep:
             subprocess.run([*SWARM, "down"], cwd=ROOT)

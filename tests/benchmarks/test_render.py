@@ -1,8 +1,13 @@
-"""docs/benchmarks.md is rendered from one run's results: every table, every goal."""
+"""docs/benchmarks.md and README's summary are rendered from one run's results: every
+table, every goal; the committed pages from the committed results."""
 
 from __future__ import annotations
 
-from benchmarks.render import render
+import json
+
+from benchmarks.render import PAGE, README, RESULTS, SUMMARY_BLOCK, publish, render, summary
+from core.docblocks import read_block
+from tests.helpers import ROOT
 
 
 def _run(rps: float, failures: int = 0, p99: float = 20.0) -> dict:
@@ -58,7 +63,7 @@ def test_a_missed_goal_is_marked():
     assert text.count("**no**") >= 3  # below the peer, the minimal peer, and failures
 
 
-def test_the_training_goals_are_issue_12s():
+def test_the_training_goals_are_rendered_met_or_missed():
     results = _results(1600.0)
     text = render(results)
     assert "| default training: test accuracy ≥ 99.0 % in ≤ 90 s wall | 99.00 % in 80 s | yes |" \
@@ -68,3 +73,38 @@ def test_the_training_goals_are_issue_12s():
     text = render(results)
     assert "| 99.00 % in 150 s | **no** |" in text
     assert "| worst 95.5 % (elastic warp (alpha 34, sigma 4)) | **no** |" in text
+
+
+def _committed_results() -> dict:
+    return json.loads((ROOT / RESULTS).read_text())
+
+
+def test_the_committed_page_is_rendered_from_the_committed_results():
+    assert (ROOT / PAGE).read_text() == render(_committed_results()), \
+        "docs/benchmarks.md differs from its results: python -m benchmarks.render"
+
+
+def test_readmes_summary_is_rendered_from_the_committed_results():
+    block = read_block((ROOT / README).read_text(), SUMMARY_BLOCK)
+    assert block == summary(_committed_results()), \
+        "README.md's bench-summary differs from docs/benchmarks.json: python -m benchmarks.render"
+
+
+def test_the_summary_names_the_machine_the_date_and_the_headline_ratios():
+    text = summary(_results(1600.0))
+    assert text.startswith("On 2 cores, 2026-11-25 12:00 UTC (one run, 32 users): "
+                           "`/predict` at **1.07×** the same-work peer and 0.89× a minimal")
+    assert "at 128 users 1.76× the throughput of the tree before (1760 vs 1000 req/s" in text
+    assert "on ÷ off at 1, 8, 32, 128 users: 1.10×, 1.10×, 1.10×, 1.10×" in text
+    assert "1 worker: 1200 req/s, 2 workers: 1600 req/s; 158–161 MB per worker." in text
+
+
+def test_publish_writes_the_results_the_page_and_the_readme_block(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / README).write_text("# x\n<!-- generated: bench-summary (make bench) -->\n"
+                                   "stale\n<!-- end generated: bench-summary -->\n")
+    results = _results(1600.0)
+    page = publish(results, tmp_path)
+    assert json.loads((tmp_path / RESULTS).read_text()) == results
+    assert (tmp_path / PAGE).read_text() == page == render(results)
+    assert read_block((tmp_path / README).read_text(), SUMMARY_BLOCK) == summary(results)

@@ -115,3 +115,19 @@ def test_no_config_file_holds_a_copy_of_the_slo():
     env = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["locust"][
         "environment"]
     assert all(env[k] is None for k in env if k.startswith("LOCUST_SLO_")), env
+
+
+def test_compose_passes_the_load_test_settings_only_when_set():
+    """The load's defaults are locust.conf's: compose names Locust's variables without a
+    value (passed only when set in the shell) and puts no load option on its command."""
+    import yaml
+
+    from tests.helpers import ROOT
+
+    locust = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["locust"]
+    assert all(value is None for name, value in locust["environment"].items()
+               if name.startswith("LOCUST_")), locust["environment"]
+    words = locust["command"].split()
+    assert not {"--users", "-u", "--spawn-rate", "-r", "--run-time", "-t",
+                "--load-profile"} & set(words), words
+    assert not [word for word in words if word.startswith("--slo-")], words

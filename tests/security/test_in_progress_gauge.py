@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.memory import descendants
 from clients import server_process as process
-from clients.server_process import descendants
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.memory import descendants
 from clients import server_process as process
-from clients.server_process import descendants
 from core.png import encode_png
 from load_tests.payloads import multipart
 
