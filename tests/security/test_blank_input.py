@@ -1,4 +1,6 @@
-"""Finding 7 of the hardening issue: a blank image is a 422 on every endpoint.
+"""A blank image is a 422 on every endpoint.
+
+Finding 7 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_blank_input.py
 

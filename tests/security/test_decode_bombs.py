@@ -1,4 +1,6 @@
-"""Finding 1 and 2 of the hardening issue: tiny files that declare huge images.
+"""Tiny files that declare huge images.
+
+Findings 1 and 2 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_decode_bombs.py
 

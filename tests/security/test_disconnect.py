@@ -1,4 +1,6 @@
-"""Finding 4 of the hardening issue: a client that hangs up mid-upload is not a server error.
+"""A client that hangs up mid-upload is not a server error.
+
+Finding 4 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_disconnect.py
 

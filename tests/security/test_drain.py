@@ -1,4 +1,6 @@
-"""Finding 7 of the hardening issue: SIGTERM drains; readiness fails first, then the server stops.
+"""SIGTERM drains; readiness fails first, then the server stops.
+
+The second security round: docs/journal/security.md.
 
     pytest tests/security/test_drain.py
 

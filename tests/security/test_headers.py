@@ -1,4 +1,6 @@
-"""Finding 7 of the hardening issue: what every response carries.
+"""What every response carries.
+
+Finding 7 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_headers.py
 

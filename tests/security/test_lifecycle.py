@@ -1,10 +1,12 @@
-"""Finding 6 of the hardening issue: no worker outlives a `bentoml serve` killed with SIGKILL.
+"""No worker outlives a `bentoml serve` killed with SIGKILL.
+
+Finding 6 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_lifecycle.py
 
 The worker held the listening socket after its parent was SIGKILLed (an OOM kill, a
 `kill -9`), so the next start on the same port failed with "Address already in use".
-Also here, the other fault tests of the issue: a worker SIGKILL is recovered, and
+Also here, the other fault tests of that round: a worker SIGKILL is recovered, and
 SIGTERM lets an in-flight request finish.
 """
 

@@ -1,4 +1,6 @@
-"""Finding 7 of the hardening issue: what error messages and /model give away.
+"""What error messages and /model give away.
+
+Finding 7 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_messages.py
 

@@ -1,4 +1,6 @@
-"""Finding 3 of the hardening issue: clients must not be able to grow the metrics.
+"""Clients must not be able to grow the metrics.
+
+Finding 3 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_metrics_labels.py
 

@@ -1,5 +1,7 @@
-"""Findings 4, 5 and 7 of the hardening issue: the model store cannot be wedged, or serve
-a half-written version, and a damaged one stops the service with one line.
+"""The model store cannot be wedged, or serve a half-written version, and a damaged one
+stops the service with one line.
+
+The second security round: docs/journal/security.md.
 
     pytest tests/security/test_model_store.py
 

@@ -1,4 +1,6 @@
-"""Finding 6 of the hardening issue: the Swarm proxy resends photo uploads a dying replica dropped.
+"""The Swarm proxy resends photo uploads a dying replica dropped.
+
+The second security round: docs/journal/security.md.
 
     pytest tests/security/test_proxy_resend.py       # needs Docker: HAProxy runs from its image
 

@@ -1,4 +1,6 @@
-"""Finding 5 of the hardening issue: a body that stops arriving.
+"""A body that stops arriving.
+
+Finding 5 of the first security round: docs/journal/security.md.
 
     pytest tests/security/test_slow_body.py
 
