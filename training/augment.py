@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from training.model import max3x3
+from training.imageops import max3x3
 
 
 @dataclass(frozen=True)
