@@ -3,10 +3,13 @@
     python -c "from training.imageops import stroke_width; help(stroke_width)"
 
 The model normalises the hand with them inside its graph (thicken, deskew), so each
-exports to ONNX; the augmentation borrows the 3x3 maximum for its stroke jitter.
+exports to ONNX. The sampling grids (pixel_centres, affine_grid, resample) move pixels
+for the augmentation and the perturbations (training/perturbations.py).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -81,3 +84,32 @@ def deskew(x: torch.Tensor, moments_of: torch.Tensor | None = None) -> torch.Ten
     gx = xs[None, None, :] + alpha[:, None, None] * ys[None, :, None] * (h / w) + tx
     grid = torch.stack([gx, gy], dim=-1)  # [B, H, W, 2]
     return F.grid_sample(x.unsqueeze(1), grid, align_corners=False).squeeze(1)
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_centres(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel centres x and y of an h x w image, each [1, h*w], in grid_sample's [-1, 1]
+    coordinates (align_corners=False), as F.affine_grid lays them out."""
+    ys = (torch.arange(h, device=device) * 2 + 1) / h - 1
+    xs = (torch.arange(w, device=device) * 2 + 1) / w - 1
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return xx.reshape(1, -1), yy.reshape(1, -1)
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """F.affine_grid(theta, (B, 1, h, w), align_corners=False) as its x and y planes, each
+    [B, h*w]. Why: affine_grid's batched matmul (an inner dimension of 3), or any
+    arithmetic on a trailing axis of 2, is several times slower on a CPU than two
+    multiply-adds per plane (timings in docs/journal/training.md)."""
+    cx, cy = pixel_centres(h, w, theta.device)
+    gx = theta[:, 0, 0, None] * cx + theta[:, 0, 1, None] * cy + theta[:, 0, 2, None]
+    gy = theta[:, 1, 0, None] * cx + theta[:, 1, 1, None] * cy + theta[:, 1, 2, None]
+    return gx, gy
+
+
+def resample(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """[B, H, W] images sampled bilinearly at the grid (gx, gy), each [B, H*W] in [-1, 1]
+    coordinates; outside the image is 0 (no ink)."""
+    b, h, w = x.shape
+    grid = torch.stack([gx, gy], dim=-1).view(b, h, w, 2)
+    return F.grid_sample(x.unsqueeze(1), grid, align_corners=False)[:, 0]

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from training.augment import Augment, affine_grid, augment, elastic_field, mouse_stroke
+from training.augment import Augment, augment
+from training.perturbations import elastic_noise, elastic_warp
 
 OFF = Augment(degrees=0, scale=0, shift=0, elastic=0, mouse=0)  # every lever off: the identity
 
@@ -65,37 +65,6 @@ def test_binarize_makes_hard_edged_ink_for_its_share_of_digits(test_digits):
     assert set(always.unique().tolist()) <= {0.0, 255.0}
 
 
-def test_the_elastic_field_is_simards_smoothed_noise():
-    """The low-rank draw gives the robustness class's field (evaluation._elastic: uniform
-    noise through scipy's Gaussian filter): the same RMS in the middle and at the
-    reflecting border, the same correlation 4 px apart, the same tails (kurtosis)."""
-    import numpy as np
-    from scipy import ndimage
-
-    n = 3000
-    rng = np.random.default_rng(0)
-    scipy_fields = np.stack([ndimage.gaussian_filter(rng.uniform(-1, 1, (28, 28)), 4.0)
-                             for _ in range(n)])
-    ours = elastic_field(n, 28, 4.0, _gen(), torch.device("cpu")).view(n, 28, 28).double()
-
-    def stats(f: np.ndarray) -> list[float]:
-        rms = np.sqrt((f ** 2).mean(0))
-        corr = (f[:, :, :-4] * f[:, :, 4:]).mean() / (f ** 2).mean()
-        kurtosis = ((f / f.std()) ** 4).mean()
-        return [rms[10:18, 10:18].mean(), rms[0, 0], corr, kurtosis]
-
-    assert stats(ours.numpy()) == pytest.approx(stats(scipy_fields), rel=0.04)
-    # and it is random per digit, not one field for all
-    assert ours[0].sub(ours[1]).abs().max() > 1e-3
-
-
-def test_affine_grid_is_torchs():
-    theta = torch.randn(5, 2, 3, generator=_gen())
-    gx, gy = affine_grid(theta, 28, 28)
-    ref = F.affine_grid(theta, [5, 1, 28, 28], align_corners=False).view(5, 784, 2)
-    assert torch.allclose(torch.stack([gx, gy], -1), ref, atol=1e-5)
-
-
 def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
     """Simard's alpha 34, sigma 4 displaces pixels by ~1.4 px (RMS); alpha 17 by half."""
     x = torch.zeros(256, 28, 28)
@@ -110,16 +79,6 @@ def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
 
     assert 0.8 < rms_shift(34.0) < 2.2
     assert rms_shift(17.0) == pytest.approx(rms_shift(34.0) / 2, rel=0.25)
-
-
-def test_mouse_stroke_is_the_robustness_class_recipe(test_digits):
-    import numpy as np
-
-    from training.evaluation import _mouse
-
-    x = test_digits[0][:300].astype(np.float32)
-    expected = _mouse(x, np.random.default_rng(0))
-    assert np.array_equal(mouse_stroke(torch.as_tensor(x)).numpy(), expected)
 
 
 def test_the_mouse_lever_thins_its_share_of_digits_to_hard_lines(test_digits):
@@ -141,3 +100,14 @@ def test_levers_are_validated():
     with pytest.raises(ValueError, match="elastic_sigma"):
         Augment(elastic=34, elastic_sigma=0)
     assert Augment(elastic=0, elastic_sigma=0).elastic == 0  # off needs no sigma
+
+
+def test_the_elastic_lever_is_the_robustness_class_warp(test_digits):
+    """With every other lever off, the augmentation's elastic warp is the one the
+    robustness table applies (training/perturbations.py elastic_warp), draw for draw."""
+    x = _digits(test_digits)
+    generator = _gen()
+    torch.rand(len(x), 8, generator=generator)  # the augmentation's per-digit draws
+    noise = elastic_noise(len(x) * 2, 28, 4.0, generator, x.device)
+    warped = augment(x, _gen(), replace(OFF, elastic=34.0))
+    assert torch.equal(warped, elastic_warp(x, noise, 34.0, 4.0))

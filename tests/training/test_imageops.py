@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.imageops import deskew, max3x3, stroke_width, thicken
+from training.imageops import affine_grid, deskew, max3x3, resample, stroke_width, thicken
 
 
 def _shear(x: torch.Tensor, k: float) -> torch.Tensor:
@@ -84,3 +84,18 @@ def test_deskew_moments_of_another_image_move_the_ink_by_its_centre():
     cols = torch.arange(28.0)
     assert (moved.sum(1) @ cols / moved.sum()).item() == pytest.approx(
         (deskew(x).sum(1) @ cols / deskew(x).sum()).item() - 3, abs=0.2)
+
+
+def test_affine_grid_is_torchs():
+    theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
+    gx, gy = affine_grid(theta, 28, 28)
+    ref = F.affine_grid(theta, [5, 1, 28, 28], align_corners=False).view(5, 784, 2)
+    assert torch.allclose(torch.stack([gx, gy], -1), ref, atol=1e-5)
+
+
+def test_resampling_at_the_identity_grid_gives_the_image_back(test_digits):
+    x = torch.as_tensor(test_digits[0][:8], dtype=torch.float32)
+    gx, gy = affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]).expand(8, 2, 3), 28, 28)
+    assert torch.allclose(resample(x, gx, gy), x, atol=1e-3)
+    moved = resample(x, gx + 2 / 28, gy)  # one pixel to the right in the input: left here
+    assert torch.allclose(moved[:, :, :-1], x[:, :, 1:], atol=1e-3)
