@@ -1,10 +1,11 @@
-"""How far the model's numbers can be trusted: calibration, and robustness to other hands.
+"""The test figures of a model, computed only (training/plots.py draws them): the
+confusion matrix, calibration, and robustness to other hands.
 
-    python -m training --data-dir ../shared/data/mnist    # both land in metrics.json,
-                                                          # the model card and two plots
+    python -m training --data-dir ../shared/data/mnist    # they land in metrics.json,
+                                                          # the model card and the plots
 - Calibration: users see `confidence` as a probability, so a 0.9 should be right 9 times
   in 10. Expected calibration error (ECE) over 15 equal-width confidence bins, and the
-  reliability diagram (accuracy against confidence, bin by bin).
+  reliability bins (accuracy against confidence, bin by bin) that the diagram draws.
 - Robustness: test accuracy when the test digits are changed the way real inputs differ
   from MNIST's writers: thicker or thinner strokes, small rotations and shears, elastic
   warps, slight blur, a thin hard mouse stroke. Each class is drawn once per digit from a
@@ -19,7 +20,6 @@ simulates; the other classes are numpy/scipy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,16 @@ from training import perturbations
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 [N, 28, 28] -> probabilities [N, 10]
 BINS = 15
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int = 10) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> list[float]:
+    return [float(cm[i, i] / max(cm[i].sum(), 1)) for i in range(len(cm))]
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict[str, Any]:
@@ -112,24 +122,3 @@ def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray,
         changed = np.clip(one(pixels, np.random.default_rng(seed)), 0, 255)
         table[name] = float((predict(changed).argmax(1) == labels).mean())
     return {k: round(v, 4) for k, v in table.items()}
-
-
-def plot_reliability(cal: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = cal["reliability"]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
-    ax.bar([r["from"] for r in rows], [r["accuracy"] for r in rows], width=1 / cal["bins"],
-           align="edge", alpha=0.7, edgecolor="black", label="accuracy in the bin")
-    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o", color="C3",
-            label="(mean confidence, accuracy)")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability, ECE {cal['ece'] * 100:.2f} % ({cal['bins']} bins)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -21,7 +21,7 @@ import torch
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
-from training import evaluation, export, report
+from training import evaluation, export, plots, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
@@ -88,7 +88,7 @@ def test_model(model: MLP, splits: Splits, device: torch.device) -> TestResult:
     x = torch.as_tensor(splits.test_images, dtype=torch.float32, device=device)
     y = torch.as_tensor(splits.test_labels, dtype=torch.int64, device=device)
     loss, accuracy, preds = evaluate(model, x, y)
-    return TestResult(loss, accuracy, report.confusion_matrix(splits.test_labels, preds))
+    return TestResult(loss, accuracy, evaluation.confusion_matrix(splits.test_labels, preds))
 
 
 def assess(model: MLP, splits: Splits, seed: int,
@@ -136,9 +136,9 @@ def write_reports(out: Path, metrics: dict[str, Any], hist: History, confusion: 
     paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
                                "reliability.png", "model_card.md")]
     report.write_json(paths[0], metrics)
-    report.plot_curves(hist, paths[1])
-    report.plot_confusion(confusion, paths[2], title)
-    evaluation.plot_reliability(metrics["calibration"], paths[3])
+    plots.plot_curves(hist, paths[1])
+    plots.plot_confusion(confusion, paths[2], title)
+    plots.plot_reliability(metrics["calibration"], paths[3])
     report.write_model_card(paths[4], metrics)
     return paths
 
@@ -167,7 +167,7 @@ def run(cfg: TrainConfig) -> int:
     min_acc = cfg.accuracy_gate(ds.is_fallback)
     metrics = {
         **metadata,
-        "per_class_accuracy": report.per_class_accuracy(test.confusion),
+        "per_class_accuracy": evaluation.per_class_accuracy(test.confusion),
         "confusion_matrix": test.confusion.tolist(),
         "split": {"train": len(splits.train[1]), "val": len(splits.val[1]),
                   "test": len(splits.test_labels), "val_fraction": cfg.val_fraction,
