@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from training.augment import Augment
+from training.augmentation import AugmentationConfig
 from training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from training.model import ACTIVATIONS, MLPConfig
 
@@ -27,7 +27,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    c, m, u = TrainConfig(), MLPConfig(), Augment()
+    c, m, u = TrainConfig(), MLPConfig(), AugmentationConfig()
     p = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the MNIST MLP, export and verify ONNX, register it in BentoML.",
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of each target spread over the other classes")
     o.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                    help="keep softmax temperature 1 (default: fitted on the validation split)")
-    a = p.add_argument_group("augmentation (training/augment.py; 0 switches a lever off)")
+    a = p.add_argument_group("augmentation (training/augmentation.py; 0 switches a lever off)")
     a.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no augmentation at all")
     a.add_argument("--degrees", type=float, default=u.degrees, help="rotation, ±degrees")
@@ -109,7 +109,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     model = MLPConfig(hidden_sizes=tuple(opts.pop("hidden")), activation=opts.pop("activation"),
                       dropout=opts.pop("dropout"), stroke_width=opts.pop("stroke_width"),
                       deskew=opts.pop("deskew"))
-    augmentation = Augment(**{k: opts.pop(k) for k in Augment.__dataclass_fields__})
+    levers = {k: opts.pop(k) for k in AugmentationConfig.__dataclass_fields__}
+    augmentation = AugmentationConfig(**levers)
+    if not opts.pop("augment"):
+        augmentation = None
     return TrainConfig(model=model, augmentation=augmentation, **opts)
 
 

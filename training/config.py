@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.contract import MODEL_NAME
-from training.augment import Augment
+from training.augmentation import AugmentationConfig
 from training.model import MLPConfig
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -44,8 +44,7 @@ class TrainConfig:
     # go wrong, not for that noise. docs/journal/training.md.
     patience: int = 25
     min_delta: float = 1e-4
-    augment: bool = True
-    augmentation: Augment = field(default_factory=Augment)
+    augmentation: AugmentationConfig | None = field(default_factory=AugmentationConfig)  # None: off
     # Label smoothing: +0.1-0.2 points here; the under-confidence it brings is undone by
     # the fitted temperature (calibrate). See docs/journal/training.md for each lever's figures.
     label_smoothing: float = 0.1
@@ -86,7 +85,7 @@ class TrainConfig:
         return {"model": self.model.to_dict(), "optimizer": self.optimizer, "lr": self.lr,
                 "schedule": self.schedule, "batch_size": self.batch_size,
                 "epochs": self.epochs, "patience": self.patience,
-                "augment": self.augmentation.to_dict() if self.augment else None,
+                "augment": self.augmentation.to_dict() if self.augmentation else None,
                 "label_smoothing": self.label_smoothing,
                 "calibrate": self.calibrate,
                 "seed": self.seed, "dry_run": self.dry_run}

@@ -3,7 +3,7 @@ thin mouse stroke, each defined once, in torch, on [B, H, W] batches of 0-255 pi
 
     python -c "from training import perturbations; help(perturbations)"
 
-The augmentation (training/augment.py) applies them to a share of the training digits,
+The augmentation (training/augmentation.py) applies them to a share of the training digits,
 drawing from the training generator; the robustness table (training/evaluation.py)
 applies them to every test digit, drawing from its own seeded generator. No I/O.
 

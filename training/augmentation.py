@@ -1,9 +1,9 @@
 """Data augmentation of raw-pixel digit batches, on the device that trains.
 
-    python -c "from training.augment import Augment; print(Augment())"
+    python -c "from training.augmentation import AugmentationConfig; print(AugmentationConfig())"
 
 One random draw per digit, from the training generator, so a run is deterministic for
-its seed. Every lever is a field of `Augment`; a field at 0 switches its lever off.
+its seed. Every lever is a field of `AugmentationConfig`; a field at 0 switches its lever off.
 Each lever stands for a way real inputs differ from MNIST's writers (training/
 evaluation.py measures the same classes on the test digits):
 
@@ -36,7 +36,7 @@ from training.perturbations import (
 
 
 @dataclass(frozen=True)
-class Augment:
+class AugmentationConfig:
     degrees: float = 10.0  # rotation, uniform in +-degrees
     shear: float = 0.0  # horizontal shear, uniform in +-shear
     scale: float = 0.1  # zoom, uniform in 1 +- scale
@@ -59,31 +59,32 @@ class Augment:
         return asdict(self)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, aug: Augment) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, generator: torch.Generator,
+                  config: AugmentationConfig) -> torch.Tensor:
     """A randomly changed copy of a [B, 28, 28] batch of 0-255 pixels."""
     b, h, w = x.shape
     r = torch.rand(b, 8, generator=generator, device=x.device) * 2 - 1
-    angle, zoom = r[:, 0] * math.radians(aug.degrees), 1.0 + r[:, 1] * aug.scale
-    cos, sin, k = torch.cos(angle) / zoom, torch.sin(angle) / zoom, r[:, 4] * aug.shear
+    angle, zoom = r[:, 0] * math.radians(config.degrees), 1.0 + r[:, 1] * config.scale
+    cos, sin, k = torch.cos(angle) / zoom, torch.sin(angle) / zoom, r[:, 4] * config.shear
     # grid_sample maps output to input coordinates in [-1, 1] (one pixel is 2/size):
     # rotation times shear [[1, k], [0, 1]], over the zoom, plus the shift.
-    tx, ty = r[:, 2] * aug.shift * 2 / w, r[:, 3] * aug.shift * 2 / h
+    tx, ty = r[:, 2] * config.shift * 2 / w, r[:, 3] * config.shift * 2 / h
     theta = torch.stack([torch.stack([cos, cos * k - sin, tx], 1),
                          torch.stack([sin, sin * k + cos, ty], 1)], 1)
     gx, gy = affine_grid(theta, h, w)
-    if aug.elastic > 0:  # the digits are square: one field size for both axes
-        noise = elastic_noise(b * 2, h, aug.elastic_sigma, generator, x.device)
-        gx, gy = displace(gx, gy, elastic_field(noise, h, aug.elastic_sigma), aug.elastic, w)
+    if config.elastic > 0:  # the digits are square: one field size for both axes
+        noise = elastic_noise(b * 2, h, config.elastic_sigma, generator, x.device)
+        gx, gy = displace(gx, gy, elastic_field(noise, h, config.elastic_sigma), config.elastic, w)
     out = resample(x, gx, gy)
-    if aug.stroke > 0:
-        t = (r[:, 5] * aug.stroke).view(b, 1, 1)
+    if config.stroke > 0:
+        t = (r[:, 5] * config.stroke).view(b, 1, 1)
         thick, thin = max3x3(out), -max3x3(-out)
         out = out + t.clamp(min=0) * (thick - out) - t.clamp(max=0) * (thin - out)
-    if aug.binarize > 0:
-        hard = ((r[:, 6] + 1) / 2 < aug.binarize).view(b, 1, 1)
+    if config.binarize > 0:
+        hard = ((r[:, 6] + 1) / 2 < config.binarize).view(b, 1, 1)
         out = torch.where(hard, binarize(out), out)
-    if aug.mouse > 0:
-        chosen = ((r[:, 7] + 1) / 2 < aug.mouse).nonzero().squeeze(1)
+    if config.mouse > 0:
+        chosen = ((r[:, 7] + 1) / 2 < config.mouse).nonzero().squeeze(1)
         out[chosen] = mouse_stroke(out[chosen])  # only those: a tenth of the work at 10 %
     return out
 
