@@ -19,10 +19,11 @@ evaluation.py measures the same classes on the test digits):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
+from training.flags import option
 from training.imageops import affine_grid, max3x3, resample
 from training.perturbations import (
     ELASTIC_ALPHA,
@@ -37,15 +38,23 @@ from training.perturbations import (
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    degrees: float = 10.0  # rotation, uniform in +-degrees
-    shear: float = 0.0  # horizontal shear, uniform in +-shear
-    scale: float = 0.1  # zoom, uniform in 1 +- scale
-    shift: float = 2.0  # translation, uniform in +-shift pixels on each axis
-    elastic: float = ELASTIC_ALPHA  # elastic warp: pixels per unit of smoothed noise
-    elastic_sigma: float = ELASTIC_SIGMA  # elastic warp: the smoothing Gaussian's sigma, pixels
-    stroke: float = 0.0  # stroke-width jitter: uniform in +-stroke of a 3x3 dilation/erosion
-    binarize: float = 0.0  # probability that a digit's ink is made hard-edged
-    mouse: float = 0.1  # probability that a digit becomes a thin, hard mouse stroke
+    """The levers; every field is a flag of `python -m training`. The affine ones draw
+    uniformly per digit within +-their value, stroke within +-its share; binarize and
+    mouse are the probability that a digit gets them."""
+
+    degrees: float = field(default=10.0, metadata=option("rotation, ±degrees"))
+    shear: float = field(default=0.0, metadata=option("horizontal shear, ±"))
+    scale: float = field(default=0.1, metadata=option("zoom, 1 ± scale"))
+    shift: float = field(default=2.0, metadata=option("translation, ±pixels"))
+    elastic: float = field(default=ELASTIC_ALPHA, metadata=option(
+        "elastic warp (Simard et al. 2003): alpha, pixels"))
+    elastic_sigma: float = field(default=ELASTIC_SIGMA, metadata=option(
+        "elastic warp: the smoothing Gaussian's sigma, pixels"))
+    stroke: float = field(default=0.0, metadata=option(
+        "stroke-width jitter, ± share of a 3x3 dilation or erosion (0-1)"))
+    binarize: float = field(default=0.0, metadata=option("probability of hard-edged ink (0-1)"))
+    mouse: float = field(default=0.1, metadata=option(
+        "probability of a thin, hard mouse stroke: binarised, eroded (0-1)"))
 
     def __post_init__(self) -> None:
         if min(asdict(self).values()) < 0:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.augmentation import AugmentationConfig, augment_batch
-from training.config import TrainConfig
+from training.config import SGD_MOMENTUM, TrainConfig
 
 
 @dataclass
@@ -41,7 +41,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+        return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, nesterov=True,
                                weight_decay=weight_decay, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay, foreach=True)

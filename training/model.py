@@ -11,12 +11,13 @@ training/imageops.py), so every client's digits are normalised the same way.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
 from core.contract import CONTRACT
+from training.flags import option
 from training.imageops import deskew, thicken
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -29,19 +30,26 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 @dataclass(frozen=True)
 class MLPConfig:
-    # One hidden layer of ~1k units: Simard et al. 2003 used 800; wider trains as
-    # fast on CPU here and tolerates augmentation better.
-    hidden_sizes: tuple[int, ...] = (1024,)
-    activation: str = "relu"
-    # 0.1: the augmentation already regularises (0.3 cost 0.15-0.18 points; 0.05 and 0
-    # swung by 0.2-0.3 points between two seeds; docs/journal/training.md).
-    dropout: float = 0.1
-    # Thicken strokes thinner than this many pixels inside the model (see thicken(); 0:
-    # off): a mouse or a thin pen draws 1-px lines that MNIST's writers never made.
-    stroke_width: float = 2.0
-    # Deskew each digit inside the model (see deskew()): the slant of a hand is the
-    # biggest variation an MLP has to learn pixel by pixel.
-    deskew: bool = True
+    """The network's shape; every field is a flag of `python -m training` (group "model")."""
+
+    # One wide hidden layer, as Simard et al.'s MLP; wider trained as fast here and took
+    # the augmentation better (docs/journal/training.md).
+    hidden_sizes: tuple[int, ...] = field(default=(1024,), metadata=option(
+        "hidden layer sizes", flag="--hidden"))
+    activation: str = field(default="relu", metadata=option(
+        "hidden-layer activation", choices=sorted(ACTIVATIONS)))
+    # Light: the augmentation already regularises; more dropout cost accuracy, and less
+    # made the result swing between seeds (docs/journal/training.md).
+    dropout: float = field(default=0.1, metadata=option("dropout after each hidden layer"))
+    # A mouse or a thin pen draws 1-px lines that MNIST's writers never made: thickened
+    # inside the model (imageops.thicken), every client's digits get the same treatment.
+    stroke_width: float = field(default=2.0, metadata=option(
+        "thicken strokes thinner than this many pixels inside the model (0: off)"))
+    # The slant of a hand is the biggest variation an MLP has to learn pixel by pixel:
+    # removed inside the model (imageops.deskew).
+    deskew: bool = field(default=True, metadata=option(
+        "deskew and centre each digit inside the model (image moments); default: on",
+        both_ways=True))
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -60,12 +68,11 @@ class MLPConfig:
 
 
 class Dropout(nn.Module):
-    """nn.Dropout's semantics with a mask drawn by torch.rand: 2.5x cheaper on CPU than
-    its bernoulli sampling, which cost an eighth of each training step here. The mask is
-    made in place as floats already scaled, so forward and backward are one multiply
-    each (x * bool * scale converts a boolean mask twice): with the ReLU, forward and
-    backward of 128 x 1024 take 0.9 ms instead of 2.2 in isolation, 0.2-0.6 ms less in
-    a whole training step. The same draws, so the same numbers. Identity in eval mode,
+    """nn.Dropout's semantics with a mask drawn by torch.rand, several times cheaper on a
+    CPU than its Bernoulli sampling, which was a noticeable share of a training step. The
+    mask is made in place as floats already scaled, so forward and backward are one
+    multiply each (x * bool * scale converts a boolean mask twice); timings in
+    docs/journal/training.md. The same draws, so the same numbers. Identity in eval mode,
     so the exported graph has no trace of it."""
 
     def __init__(self, p: float) -> None:
@@ -129,6 +136,6 @@ class MLP(nn.Module):
         if self.config.deskew:
             # The slant and centre are measured on the pixels as sent: whole numbers for
             # digits, whose sums are exact in float32 in any order, so PyTorch and
-            # onnxruntime agree to 1e-5 (measured on the thickened pixels: 6e-5).
+            # onnxruntime agree closely (the thickened pixels' sums are not exact).
             x = deskew(x, moments_of=pixels)
         return self.net(x * self.scale - self.shift) / self.temperature
