@@ -94,6 +94,6 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator,
         out = torch.where(hard, binarize(out), out)
     if config.mouse > 0:
         chosen = ((r[:, 7] + 1) / 2 < config.mouse).nonzero().squeeze(1)
-        out[chosen] = mouse_stroke(out[chosen])  # only those: a tenth of the work at 10 %
+        out[chosen] = mouse_stroke(out[chosen])  # only those: a share of the work
     return out
 

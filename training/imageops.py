@@ -18,9 +18,10 @@ import torch.nn.functional as F
 def max3x3(x: torch.Tensor, pooled: bool = False) -> torch.Tensor:
     """The 3x3 maximum filter of [B, H, W] (a grey dilation), as a 3x3 max-pool with
     stride 1 computes it. pooled=False takes the maximum of three shifted rows, then of
-    three shifted columns (a maximum is exact in any order, so the same numbers): ~10x
-    faster than max_pool2d for 28x28 images on a CPU; pooled=True is one ONNX MaxPool node
-    instead of ~10 (each a few microseconds at batch 1 in onnxruntime)."""
+    three shifted columns (a maximum is exact in any order, so the same numbers), many
+    times faster than max_pool2d for 28x28 images on a CPU; pooled=True is one ONNX
+    MaxPool node instead of about ten small ones, each a fixed cost per request in
+    onnxruntime (timings in docs/journal/training.md)."""
     if pooled:
         return F.max_pool2d(x.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
     h, w = x.shape[1:]
@@ -33,8 +34,9 @@ def max3x3(x: torch.Tensor, pooled: bool = False) -> torch.Tensor:
 def stroke_width(x: torch.Tensor) -> torch.Tensor:
     """Mean stroke width in pixels of each [B, H, W] image: a stroke of length L and width
     w has ink L*w and an outline of about 2L, so w = 2 * ink / outline (the outline as
-    the image's total variation). MNIST's test digits: 1.9 px (1.4-2.6 for 80 % of them);
-    a 2x2 grey erosion makes them 1.25, a thin mouse stroke 1.5."""
+    the image's total variation). MNIST's test digits are about 2 px wide; a 2x2 grey
+    erosion or a thin mouse stroke makes them markedly thinner (the distribution is in
+    docs/journal/training.md)."""
     ink = x.sum(dim=(1, 2))
     outline = (x[:, 1:] - x[:, :-1]).abs().sum(dim=(1, 2)) \
         + (x[:, :, 1:] - x[:, :, :-1]).abs().sum(dim=(1, 2))
@@ -45,9 +47,8 @@ def thicken(x: torch.Tensor, target: float, pooled: bool = False,
             passes: int = 2) -> torch.Tensor:
     """Grow strokes thinner than `target` pixels towards it: each pass blends each image
     towards its 3x3 dilation (which adds ~2 px of width) by the share it lacks. Thick
-    strokes are left alone: thinning would break the thin parts of a digit. Eroded test
-    digits go from 1.25 px to 1.92-2.04 (10th-90th percentile) in one pass, 2.00-2.04 in
-    two."""
+    strokes are left alone: thinning would break the thin parts of a digit. Two passes
+    bring eroded test digits to the target width (docs/journal/training.md)."""
     for _ in range(passes):
         lack = ((target - stroke_width(x)) / 2).clamp(0.0, 1.0)[:, None, None]
         x = x + lack * (max3x3(x, pooled) - x)
@@ -69,7 +70,7 @@ def deskew(x: torch.Tensor, moments_of: torch.Tensor | None = None) -> torch.Ten
     cx = (m.sum(1) @ cols) / mass
     dy = rows[None, :] - cy[:, None]  # [B, H]
     dx = cols[None, :] - cx[:, None]  # [B, W]
-    # dy.T m dx and sum_i row_mass_i dy_i^2: 5x faster than einsum on a CPU.
+    # dy.T m dx and sum_i row_mass_i dy_i^2: several times faster than einsum on a CPU.
     mu11 = (dy[:, None, :] @ m @ dx[:, :, None]).view(b) / mass
     mu02 = (row_mass * dy * dy).sum(1) / mass
     alpha = (mu11 / mu02.clamp(min=1e-3)).clamp(-1.0, 1.0)
