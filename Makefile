@@ -138,9 +138,15 @@ audit: setup  ## pip-audit every image's lock: fails on a known vulnerability, o
 	@for lock in $(LOCKS); do echo "== $$lock"; \
 	  $(BIN)/pip-audit --strict --disable-pip --require-hashes -r $$lock || exit 1; done
 
-ci-train: setup  ## the default training on ../shared/data/mnist with the acceptance gate (98.8%)
-	$(BIN)/python -m training --data-dir ../shared/data/mnist --output-dir $(ARTIFACTS) \
-	  --min-accuracy 0.988
+# The acceptance gate of the default recipe on real digits: the lowest test accuracy
+# `make ci-train` passes (the seeds behind it: docs/journal/training.md).
+CI_MIN_ACCURACY = 0.988
+
+ci-train: setup  ## the default training on $MNIST_DIR, gated at CI_MIN_ACCURACY
+	@test -n "$(MNIST_DIR)" || \
+	  { echo "ci-train needs MNIST_DIR: a folder of the 4 MNIST IDX files"; exit 2; }
+	$(BIN)/python -m training --data-dir "$(MNIST_DIR)" --output-dir $(ARTIFACTS) \
+	  --min-accuracy $(CI_MIN_ACCURACY)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf $(ARTIFACTS) reports bentoml_home .pytest_cache .mypy_cache .ruff_cache

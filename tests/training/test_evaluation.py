@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.evaluation import PERTURBATIONS, calibration, robustness
+from training.evaluation import (
+    PERTURBATIONS,
+    calibration,
+    confusion_matrix,
+    per_class_accuracy,
+    robustness,
+)
 
 
 def _probs(confidence: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -63,3 +69,12 @@ def test_the_table_is_deterministic_and_has_every_class(test_digits):
     again = []
     robustness(lambda im: again.append(im.copy()) or np.eye(10)[y], x, y, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(oracle_calls, again, strict=True))
+
+
+def test_the_confusion_matrix_counts_label_prediction_pairs_and_gives_per_class_accuracy():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    preds = np.array([0, 1, 1, 1, 2, 2])
+    cm = confusion_matrix(labels, preds, k=3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    assert per_class_accuracy(cm) == [0.5, 2 / 3, 1.0]
+    assert per_class_accuracy(confusion_matrix(labels, preds))[5] == 0.0  # no digit: not NaN

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import onnx
 import torch
 
@@ -23,3 +25,17 @@ def test_the_default_graph_is_faithful_and_pools_with_maxpool(tmp_path, test_dig
     assert {p.key: p.value for p in proto.metadata_props}["note"] == "test"
     parity = check_parity(model, path, test_digits[0][:500])
     assert parity["argmax_agreement"] == 1.0 and parity["max_abs_logit_diff"] < 1e-4
+
+
+def test_the_export_warns_of_nothing(tmp_path):
+    """The exporter's own LeafSpec FutureWarning is ignored (training/export.py), and
+    nothing else is: any warning fails here."""
+    model = MLP(MLPConfig(hidden_sizes=(8,))).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_onnx(model, tmp_path / "model.onnx", {})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning,
+                      stacklevel=1)
+    assert len(seen) == 1  # the filter is the export's, not the process's

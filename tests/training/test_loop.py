@@ -23,7 +23,7 @@ def test_fit_reads_its_recipe_from_a_train_config_and_learns():
     x[y == 1, :14] += 150  # class 1: a bright top half
     torch.manual_seed(0)
     model = MLP(MLPConfig(hidden_sizes=(16,), dropout=0.0))
-    cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment=False, patience=10)
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=1e-2, augmentation=None, patience=10)
     hist = fit(model, (x, y), (x, y), cfg, torch.device("cpu"))
     assert len(hist.train_loss) == 4 and 1 <= hist.best_epoch <= 4
     assert evaluate(model, x, y)[1] > 0.95
@@ -46,7 +46,7 @@ def _fit_with_scripted_val_loss(monkeypatch, losses, **cfg):
 
     monkeypatch.setattr(loop, "evaluate", scripted)
     model = MLP(MLPConfig(hidden_sizes=(8,), dropout=0.0))
-    config = TrainConfig(batch_size=16, lr=1e-2, augment=False, **cfg)
+    config = TrainConfig(batch_size=16, lr=1e-2, augmentation=None, **cfg)
     return fit(model, (x, y), (x, y), config, torch.device("cpu")), model, states
 
 

@@ -1,4 +1,4 @@
-"""The augmentation levers (training/augment.py): each changes digits the way it says."""
+"""The augmentation levers (training/augmentation.py): each changes digits the way it says."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from training.augment import Augment, affine_grid, augment, elastic_field, mouse_stroke
+from training.augmentation import AugmentationConfig, augment_batch
+from training.perturbations import elastic_noise, elastic_warp
 
-OFF = Augment(degrees=0, scale=0, shift=0, elastic=0, mouse=0)  # every lever off: the identity
+# Every lever off: the identity.
+OFF = AugmentationConfig(degrees=0, scale=0, shift=0, elastic=0, mouse=0)
 
 
 def _digits(test_digits, n=64) -> torch.Tensor:
@@ -24,7 +25,7 @@ def _gen() -> torch.Generator:
 def test_the_affine_jitter_keeps_shape_range_and_moves_pixels():
     x = torch.zeros(4, 28, 28)
     x[:, 10:18, 12:16] = 255.0
-    y = augment(x, _gen(), Augment(elastic=0))
+    y = augment_batch(x, _gen(), AugmentationConfig(elastic=0))
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255.0 + 1e-3
     assert not torch.allclose(x, y)
     assert y.sum().item() == pytest.approx(x.sum().item(), rel=0.3)  # ink roughly preserved
@@ -32,18 +33,19 @@ def test_the_affine_jitter_keeps_shape_range_and_moves_pixels():
 
 def test_all_levers_off_is_the_identity(test_digits):
     x = _digits(test_digits)
-    assert torch.allclose(augment(x, _gen(), OFF), x, atol=1e-3)
+    assert torch.allclose(augment_batch(x, _gen(), OFF), x, atol=1e-3)
 
 
 def test_a_run_is_deterministic_for_its_seed(test_digits):
-    x, heavy = _digits(test_digits), Augment(elastic=34, stroke=0.5, shear=0.3, binarize=0.5)
-    assert torch.equal(augment(x, _gen(), heavy), augment(x, _gen(), heavy))
+    x = _digits(test_digits)
+    heavy = AugmentationConfig(elastic=34, stroke=0.5, shear=0.3, binarize=0.5)
+    assert torch.equal(augment_batch(x, _gen(), heavy), augment_batch(x, _gen(), heavy))
 
 
 @pytest.mark.parametrize("lever", [{"elastic": 34.0}, {"shear": 0.3}, {"stroke": 0.5}])
 def test_each_lever_changes_the_digits_but_keeps_them_digits(test_digits, lever):
     x = _digits(test_digits)
-    plain, changed = augment(x, _gen(), OFF), augment(x, _gen(), replace(OFF, **lever))
+    plain, changed = augment_batch(x, _gen(), OFF), augment_batch(x, _gen(), replace(OFF, **lever))
     assert (changed - plain).abs().mean() > 1.0
     ratio = changed.sum(dim=(1, 2)) / plain.sum(dim=(1, 2))
     assert ratio.min() > 0.5 and ratio.max() < 2.0  # ink moved, thickened or thinned
@@ -51,49 +53,18 @@ def test_each_lever_changes_the_digits_but_keeps_them_digits(test_digits, lever)
 
 def test_stroke_jitter_thickens_some_digits_and_thins_others(test_digits):
     x = _digits(test_digits)
-    ratio = augment(x, _gen(), replace(OFF, stroke=1.0)).sum(
+    ratio = augment_batch(x, _gen(), replace(OFF, stroke=1.0)).sum(
         dim=(1, 2)) / x.sum(dim=(1, 2))
     assert ratio.min() < 0.8 and ratio.max() > 1.2
 
 
 def test_binarize_makes_hard_edged_ink_for_its_share_of_digits(test_digits):
     x = _digits(test_digits, 256)
-    out = augment(x, _gen(), replace(OFF, binarize=0.5))
+    out = augment_batch(x, _gen(), replace(OFF, binarize=0.5))
     hard = ((out == 0) | (out == 255)).flatten(1).all(1)
     assert 0.35 < hard.float().mean() < 0.65
-    always = augment(x, _gen(), replace(OFF, binarize=1.0))
+    always = augment_batch(x, _gen(), replace(OFF, binarize=1.0))
     assert set(always.unique().tolist()) <= {0.0, 255.0}
-
-
-def test_the_elastic_field_is_simards_smoothed_noise():
-    """The low-rank draw gives the robustness class's field (evaluation._elastic: uniform
-    noise through scipy's Gaussian filter): the same RMS in the middle and at the
-    reflecting border, the same correlation 4 px apart, the same tails (kurtosis)."""
-    import numpy as np
-    from scipy import ndimage
-
-    n = 3000
-    rng = np.random.default_rng(0)
-    scipy_fields = np.stack([ndimage.gaussian_filter(rng.uniform(-1, 1, (28, 28)), 4.0)
-                             for _ in range(n)])
-    ours = elastic_field(n, 28, 4.0, _gen(), torch.device("cpu")).view(n, 28, 28).double()
-
-    def stats(f: np.ndarray) -> list[float]:
-        rms = np.sqrt((f ** 2).mean(0))
-        corr = (f[:, :, :-4] * f[:, :, 4:]).mean() / (f ** 2).mean()
-        kurtosis = ((f / f.std()) ** 4).mean()
-        return [rms[10:18, 10:18].mean(), rms[0, 0], corr, kurtosis]
-
-    assert stats(ours.numpy()) == pytest.approx(stats(scipy_fields), rel=0.04)
-    # and it is random per digit, not one field for all
-    assert ours[0].sub(ours[1]).abs().max() > 1e-3
-
-
-def test_affine_grid_is_torchs():
-    theta = torch.randn(5, 2, 3, generator=_gen())
-    gx, gy = affine_grid(theta, 28, 28)
-    ref = F.affine_grid(theta, [5, 1, 28, 28], align_corners=False).view(5, 784, 2)
-    assert torch.allclose(torch.stack([gx, gy], -1), ref, atol=1e-5)
 
 
 def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
@@ -103,7 +74,7 @@ def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
     cols = torch.arange(28.0)
 
     def rms_shift(alpha: float) -> float:
-        y = augment(x, _gen(), replace(OFF, elastic=alpha))
+        y = augment_batch(x, _gen(), replace(OFF, elastic=alpha))
         centre = (y * cols).sum(2) / y.sum(2).clamp(min=1e-6)  # per row
         rows = y.sum(2) > 100  # rows where the line is whole
         return float(((centre - 14)[rows] ** 2).mean().sqrt())
@@ -112,19 +83,9 @@ def test_the_elastic_warp_moves_ink_by_about_its_alpha(test_digits):
     assert rms_shift(17.0) == pytest.approx(rms_shift(34.0) / 2, rel=0.25)
 
 
-def test_mouse_stroke_is_the_robustness_class_recipe(test_digits):
-    import numpy as np
-
-    from training.evaluation import _mouse
-
-    x = test_digits[0][:300].astype(np.float32)
-    expected = _mouse(x, np.random.default_rng(0))
-    assert np.array_equal(mouse_stroke(torch.as_tensor(x)).numpy(), expected)
-
-
 def test_the_mouse_lever_thins_its_share_of_digits_to_hard_lines(test_digits):
     x = _digits(test_digits, 256)
-    out = augment(x, _gen(), replace(OFF, mouse=0.5))
+    out = augment_batch(x, _gen(), replace(OFF, mouse=0.5))
     hard = ((out == 0) | (out == 255)).flatten(1).all(1)
     assert 0.35 < hard.float().mean() < 0.65
     assert out[hard].sum() < 0.8 * x[hard].sum()  # thinner than the digits they were
@@ -133,11 +94,22 @@ def test_the_mouse_lever_thins_its_share_of_digits_to_hard_lines(test_digits):
 
 def test_levers_are_validated():
     with pytest.raises(ValueError):
-        Augment(elastic=-1)
+        AugmentationConfig(elastic=-1)
     with pytest.raises(ValueError):
-        Augment(binarize=1.5)
+        AugmentationConfig(binarize=1.5)
     with pytest.raises(ValueError, match="mouse"):
-        Augment(mouse=2)
+        AugmentationConfig(mouse=2)
     with pytest.raises(ValueError, match="elastic_sigma"):
-        Augment(elastic=34, elastic_sigma=0)
-    assert Augment(elastic=0, elastic_sigma=0).elastic == 0  # off needs no sigma
+        AugmentationConfig(elastic=34, elastic_sigma=0)
+    assert AugmentationConfig(elastic=0, elastic_sigma=0).elastic == 0  # off needs no sigma
+
+
+def test_the_elastic_lever_is_the_robustness_class_warp(test_digits):
+    """With every other lever off, the augmentation's elastic warp is the one the
+    robustness table applies (training/perturbations.py elastic_warp), draw for draw."""
+    x = _digits(test_digits)
+    generator = _gen()
+    torch.rand(len(x), 8, generator=generator)  # the augmentation's per-digit draws
+    noise = elastic_noise(len(x) * 2, 28, 4.0, generator, x.device)
+    warped = augment_batch(x, _gen(), replace(OFF, elastic=34.0))
+    assert torch.equal(warped, elastic_warp(x, noise, 34.0, 4.0))
