@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 
 from clients import server_process as process
 from clients.uploads import UPLOAD_STYLES
+from core import modelstore
 from core.contract import MODEL_NAME
 from core.data import resolve_or_exit
 from core.modelstore import read_latest
@@ -32,8 +32,8 @@ LOADTEST_USERS = 8
 
 
 def store_home() -> Path:
-    """The BentoML home `bentoml serve` reads: $BENTOML_HOME, else BentoML's default."""
-    return Path(os.environ.get("BENTOML_HOME", "~/bentoml")).expanduser()
+    """The BentoML home `bentoml serve` reads."""
+    return Path(modelstore.home()).expanduser()
 
 
 def registered_version(home: Path) -> Path | None:

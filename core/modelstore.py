@@ -23,8 +23,15 @@ from core.contract import META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.digests import file_digest
 
 LATEST = "latest"  # the file in a model's folder that names its current version
+DEFAULT_HOME = "~/bentoml"  # BentoML's, when $BENTOML_HOME is not set
 # (metadata, creation time) of a version folder; raises when its model.yaml cannot be read.
 ReadInfo = Callable[[Path], tuple[Mapping[str, Any], datetime]]
+
+
+def home() -> str:
+    """The BentoML home a process started here reads, as a person would write it:
+    $BENTOML_HOME, else BentoML's default."""
+    return os.environ.get("BENTOML_HOME", DEFAULT_HOME)
 
 
 def register_fix(name: str, version: str) -> str:

@@ -11,7 +11,6 @@ store is only read: the service may run on a read-only one.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +28,7 @@ log = logging.getLogger("mnist_service")
 
 def store_location() -> str:
     """Where the model store is, as a person would look for it."""
-    return os.environ.get("BENTOML_HOME", "~/bentoml")
+    return modelstore.home()
 
 
 def _read_info(folder: Path) -> tuple[Any, Any]:
