@@ -5,7 +5,7 @@ source enters README.md or docs/ without being copied by hand.
 
 A block is delimited by two HTML comments, which markdown does not show:
 
-    <!-- generated: settings (python -m service.settings --write) -->
+    <!-- generated: settings (python -m service.settings_table --write) -->
     | variable | default | meaning |
     <!-- end generated: settings -->
 
