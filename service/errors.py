@@ -68,6 +68,10 @@ class BadRequest(InputError, status=400):
     """Malformed request: not multipart or JSON, a missing or repeated field, not an image."""
 
 
+class UnknownModel(InputError, status=404):
+    """A model or model version this server does not serve (the Open Inference Protocol)."""
+
+
 class BodyTimeout(InputError, status=408):
     """The body did not arrive within the body timeout."""
 

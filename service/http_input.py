@@ -98,12 +98,17 @@ def json_limit(values: int) -> int:
     return values * BYTES_PER_VALUE + JSON_SLACK
 
 
-async def read_json_body(request: Request, limits: Settings, *, largest_valid: int,
-                         kind: str) -> bytes:
-    """The whole JSON body of a `kind` request, refused unread (413) past the body limit
-    or past `largest_valid`, the most bytes any valid one can need (json_limit)."""
-    if media_type(request) not in ("application/json", ""):
-        raise UnsupportedMedia(f"expected application/json, got {echo(media_type(request))}")
+JSON_TYPES = ("application/json", "")  # no content type: curl -d and many clients
+
+
+async def read_body(request: Request, limits: Settings, *, largest_valid: int, kind: str,
+                    media_types: tuple[str, ...] = JSON_TYPES) -> bytes:
+    """The whole body of a `kind` request (one of `media_types`), refused unread (413)
+    past the body limit or past `largest_valid`, the most bytes any valid one can need
+    (json_limit)."""
+    if media_type(request) not in media_types:
+        expected = " or ".join(t for t in media_types if t)
+        raise UnsupportedMedia(f"expected {expected}, got {echo(media_type(request))}")
     limit, what = limits.max_body_bytes, None
     if largest_valid < limit:
         limit, what = largest_valid, f"larger than any valid {kind} ({largest_valid} bytes)"
@@ -118,8 +123,8 @@ async def read_json_body(request: Request, limits: Settings, *, largest_valid: i
 async def read_pixels(request: Request, limits: Settings) -> np.ndarray:
     """The JSON body's `pixels` as float32 [1, 28, 28], strictly validated (422 otherwise).
     A body larger than any valid one is refused unread (413)."""
-    body = await read_json_body(request, limits, kind="pixels request",
-                                largest_valid=json_limit(CONTRACT.height * CONTRACT.width))
+    body = await read_body(request, limits, kind="pixels request",
+                           largest_valid=json_limit(CONTRACT.height * CONTRACT.width))
     try:
         req = PixelsRequest.model_validate_json(body)
     except ValidationError as exc:

@@ -7,7 +7,8 @@ every middleware a service can add: each unique unknown path made new series (~2
 server memory per 10,000 paths) and a `%00` put a NUL byte into the exposition. So the
 service turns BentoML's off (`metrics={"enabled": False}`) and records the same series
 here, with the same names and labels (dashboards keep working), but with `endpoint` one
-of the app's own routes or "<unmatched>".
+of the app's own routes (a path-parameter route by its template, `/v2/models/{model}/infer`)
+or "<unmatched>".
 
 The workers of `bentoml serve` share one Prometheus multiprocess directory (BentoML sets
 PROMETHEUS_MULTIPROC_DIR before it starts them); /metrics sums it, as BentoML's did.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -52,33 +54,48 @@ def _series() -> tuple[prom.Counter, prom.Histogram, prom.Gauge]:
     )
 
 
-def route_names(app: Any, extra: tuple[str, ...] = ()) -> tuple[frozenset[str], tuple[str, ...]]:
-    """(exact paths, mount prefixes) of a Starlette app's routes, plus `extra` paths."""
-    exact, prefixes = set(extra), []
-    for route in getattr(app, "routes", ()):
-        if isinstance(route, Route) and "{" not in route.path:
-            exact.add(route.path)
+@dataclass(frozen=True)
+class Routes:
+    """The labels an app's routes allow: exact paths, mount prefixes, and path-parameter
+    routes (labelled by their template: one label a route, whatever the client sends)."""
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+    templates: tuple[Route, ...]
+
+    def label(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        for route in self.templates:
+            if route.path_regex.match(path):
+                return route.path
+        return next((p for p in self.prefixes if path.startswith(p + "/")), UNMATCHED)
+
+
+def routes_of(*apps: Any) -> Routes:
+    """The Routes of Starlette apps together (the root mount of one is another)."""
+    exact, prefixes, templates = set(), [], []
+    for route in (route for app in apps for route in getattr(app, "routes", ())):
+        if isinstance(route, Route):
+            (templates.append(route) if "{" in route.path else exact.add(route.path))
         elif isinstance(route, Mount) and route.path:  # not the catch-all root mount
             prefixes.append(route.path)
-    return frozenset(exact), tuple(prefixes)
+    return Routes(frozenset(exact), tuple(prefixes), tuple(templates))
 
 
 class RequestMetrics:
-    """ASGI middleware: counts, times and gauges every request but /metrics itself."""
+    """ASGI middleware: counts, times and gauges every request but /metrics itself.
+    `mounted`: apps mounted at the root of the one it wraps, whose routes label too."""
 
-    def __init__(self, app: ASGIApp, extra_routes: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, mounted: tuple[Any, ...] = ()) -> None:
         self.app = app
-        self.extra_routes = extra_routes
-        self._routes: tuple[frozenset[str], tuple[str, ...]] | None = None
+        self.mounted = mounted
+        self._routes: Routes | None = None
 
     def label(self, scope: Scope) -> str:
         if self._routes is None:  # the routes are known once the app exists
-            self._routes = route_names(scope.get("app"), self.extra_routes)
-        exact, prefixes = self._routes
-        path = scope["path"]
-        if path in exact:
-            return path
-        return next((p for p in prefixes if path.startswith(p + "/")), UNMATCHED)
+            self._routes = routes_of(scope.get("app"), *self.mounted)
+        return self._routes.label(scope["path"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/metrics":

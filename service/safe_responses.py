@@ -17,6 +17,7 @@ An ASGI middleware around BentoML's routes, our endpoints and its own (/docs, /r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -48,9 +49,10 @@ def _same_site(location: str) -> str:
 
 
 class SafeResponses:
-    def __init__(self, app: ASGIApp, no_store: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp,
+                 no_store: Callable[[str], bool] = lambda path: False) -> None:
         self.app = app
-        self.no_store = no_store  # the paths whose answers no cache may keep
+        self.no_store = no_store  # whether a path's answers are for no cache to keep
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +66,7 @@ class SafeResponses:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                if path in self.no_store:
+                if self.no_store(path):
                     headers["Cache-Control"] = "no-store"
                 ctype = headers.get("content-type", "")
                 if ctype.startswith("text/html"):

@@ -26,7 +26,7 @@ from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service.backpressure import HeavyWork
 from service.batching import batched
 from service.drain import DrainingReadiness
-from service.engine import Engine, ModelLoadError
+from service.engine import Engine, ModelLoadError, softmax
 from service.errors import (
     BadRequest,
     BodyTimeout,
@@ -40,10 +40,11 @@ from service.errors import (
 )
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent, refuse_to_start
-from service.metrics import RequestMetrics, route_names
+from service.metrics import RequestMetrics
+from service.oip_routes import OIP_PREFIX, is_infer_path
 from service.openapi import complete
 from service.preprocess import declared_pixels, over_background, prepare, to_model_batch
-from service.routes import OIP_INFER, web_app
+from service.routes import web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
     BatchPrediction,
@@ -136,7 +137,7 @@ ROUTE_ERRORS: dict[str, tuple[type[ServiceError], ...]] = {
     "/preprocess": (*_READS_INPUT, Busy),  # decodes; no inference
 }
 PREDICT_PATHS = tuple(ROUTE_ERRORS)
-API_PATHS = [*PREDICT_PATHS, "/model", OIP_INFER]
+API_PATHS = [*PREDICT_PATHS, "/model", OIP_PREFIX]
 WEB = web_app()  # "/", /docs, /model, /metrics, /docs.json, the OIP v2 routes
 
 
@@ -175,8 +176,9 @@ class MNISTService:
         self.engine = load_engine(self.served_model, self.settings)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         budget = self.settings.batch_max_latency_ms
-        self._infer_one = batched(self.engine.probabilities, budget,
-                                  self.settings.max_batch) if budget else None
+        # One adaptive batcher per worker for every transport's single requests.
+        self._batched_logits = batched(self.engine.logits, budget,
+                                       self.settings.max_batch) if budget else None
         log.info("serving %s with %s", self.served_model.tag, self.engine.provider)
 
     @property
@@ -222,11 +224,16 @@ class MNISTService:
     def _predictions(self, batch: np.ndarray) -> list[Prediction]:
         return predictions_from(self.engine.probabilities(batch))
 
+    async def logits(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 [N, 28, 28] -> logits [N, 10], through the adaptive batcher when it is
+        on (shared by /predict, /predict_pixels and the Open Inference Protocol)."""
+        if self._batched_logits is None:
+            return self.engine.logits(pixels)
+        return await self._batched_logits(pixels)
+
     async def _prediction(self, one: np.ndarray) -> Prediction:
-        """One image [1, 28, 28]: through the adaptive batcher when it is on."""
-        if self._infer_one is None:
-            return self._predictions(one)[0]
-        return predictions_from(await self._infer_one(one))[0]
+        """One image [1, 28, 28]."""
+        return predictions_from(softmax(await self.logits(one)))[0]
 
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
@@ -263,10 +270,11 @@ class MNISTService:
 
 # Added first, so outermost: metrics see the final status of every route.
 MNISTService.add_asgi_middleware(RequestMetrics,  # type: ignore[attr-defined]
-                                 extra_routes=tuple(sorted(route_names(WEB)[0])))
+                                 mounted=(WEB,))
 # Security headers and JSON 404/405 bodies on every route, BentoML's own included.
 MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
-                                 no_store=(*PREDICT_PATHS, OIP_INFER))
+                                 no_store=lambda path: path in PREDICT_PATHS
+                                 or is_infer_path(path))
 # Added last, so innermost: while the supervisor drains (service/drain.py), /readyz is a
 # 503 that the metrics and security headers above still see.
 MNISTService.add_asgi_middleware(DrainingReadiness)  # type: ignore[attr-defined]

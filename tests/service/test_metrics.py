@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from service.metrics import UNMATCHED, RequestMetrics, route_names
+from service.metrics import UNMATCHED, RequestMetrics, routes_of
 
 
 def _ok(_):
@@ -19,12 +19,14 @@ def _ok(_):
 
 APP = Starlette(routes=[Route("/predict", _ok, methods=["POST"]), Route("/items/{id}", _ok),
                         Mount("/static_content", routes=[]), Mount("", routes=[])])
+MOUNTED = Starlette(routes=[Route("/model", _ok)])
 
 
-def test_route_names_are_exact_paths_and_mount_prefixes():
-    exact, prefixes = route_names(APP, extra=("/model",))
-    assert exact == {"/predict", "/model"}  # a templated path is not a literal label
-    assert prefixes == ("/static_content",)
+def test_routes_are_exact_paths_templates_and_mount_prefixes():
+    routes = routes_of(APP, MOUNTED)
+    assert routes.exact == {"/predict", "/model"}
+    assert [route.path for route in routes.templates] == ["/items/{id}"]
+    assert routes.prefixes == ("/static_content",)
 
 
 @pytest.mark.parametrize("path, label", [
@@ -32,11 +34,12 @@ def test_route_names_are_exact_paths_and_mount_prefixes():
     ("/model", "/model"),
     ("/static_content/swagger-ui.css", "/static_content"),
     ("/static_contentX", UNMATCHED),
-    ("/items/42", UNMATCHED),
+    ("/items/42", "/items/{id}"),  # a route's template: one label whatever the id
+    ("/items/42/more", UNMATCHED),
     ("/probe-\x00", UNMATCHED),
 ])
 def test_label(path, label):
-    assert RequestMetrics(APP, extra_routes=("/model",)).label({"app": APP, "path": path}) == label
+    assert RequestMetrics(APP, mounted=(MOUNTED,)).label({"app": APP, "path": path}) == label
 
 
 def _count(endpoint: str, status: str) -> float:

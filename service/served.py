@@ -1,0 +1,40 @@
+"""What the service's plain routes use of it, and how they find this worker's instance.
+
+    python -c "from service.served import Served; print(Served.__doc__)"
+
+The routes (service/routes.py, service/oip_routes.py) are built before the service class
+that mounts them, so they look the instance up per request; `Served` types what they may
+use of it (service/service.py's MNISTService provides it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+import bentoml
+import numpy as np
+
+from service.engine import Engine
+from service.schemas import ModelInfo
+from service.settings import Settings
+
+
+class Served(Protocol):
+    """The service as its routes see it."""
+
+    settings: Settings
+    engine: Engine
+
+    @property
+    def model_version(self) -> str: ...
+
+    def model_info(self) -> ModelInfo: ...
+
+    def openapi(self) -> dict[str, Any]: ...
+
+    async def logits(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+def served() -> Served:
+    """This worker's service instance: BentoML makes it before the first request."""
+    return cast(Served, bentoml.get_current_service())
