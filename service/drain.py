@@ -33,6 +33,22 @@ from service.lifecycle import die_with_parent
 MARKER_ENV = "MNIST_DRAIN_MARKER"  # set by the supervisor for its child: not a setting
 
 
+class DrainMarker:
+    """Whether the supervisor has started draining: its marker file exists (the path in
+    MNIST_DRAIN_MARKER, or `marker`). Without a supervisor, never."""
+
+    def __init__(self, marker: str | None = None) -> None:
+        path = marker if marker is not None else os.environ.get(MARKER_ENV)
+        self._marker = Path(path) if path else None
+        self._draining = False
+
+    def draining(self) -> bool:
+        # One stat per call (~2 us) until the drain starts; it is never undone.
+        if not self._draining and self._marker is not None:
+            self._draining = self._marker.exists()
+        return self._draining
+
+
 class DrainingReadiness:
     """ASGI middleware: once the marker exists, /readyz is 503 and every response carries
     `Connection: close`, so that kept-alive clients (a proxy's pool, a client pinned to
@@ -40,15 +56,7 @@ class DrainingReadiness:
 
     def __init__(self, app: ASGIApp, marker: str | None = None) -> None:
         self.app = app
-        path = marker if marker is not None else os.environ.get(MARKER_ENV)
-        self._marker = Path(path) if path else None
-        self._draining = False
-
-    def draining(self) -> bool:
-        # One stat per request (~2 us) until the drain starts; it is never undone.
-        if not self._draining and self._marker is not None:
-            self._draining = self._marker.exists()
-        return self._draining
+        self.draining = DrainMarker(marker).draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.draining():

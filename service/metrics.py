@@ -10,6 +10,10 @@ here, with the same names and labels (dashboards keep working), but with `endpoi
 of the app's own routes (a path-parameter route by its template, `/v2/models/{model}/infer`)
 or "<unmatched>".
 
+The gRPC service (service/oip_grpc.py) records its calls in the same series through
+`measured`: `endpoint` is `grpc:` and the method's name, `http_response_code` the gRPC
+status's name (`OK`, `INVALID_ARGUMENT`, ...): both from fixed sets.
+
 The workers of `bentoml serve` share one Prometheus multiprocess directory (BentoML sets
 PROMETHEUS_MULTIPROC_DIR before it starts them); /metrics sums it, as BentoML's did.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -52,6 +58,31 @@ def _series() -> tuple[prom.Counter, prom.Histogram, prom.Gauge]:
                    LABELS[:3] + LABELS[4:], namespace=NAMESPACE,
                    multiprocess_mode="livesum"),
     )
+
+
+@dataclass
+class Outcome:
+    """How a measured request ended: the code its series are labelled with."""
+
+    code: str = ""
+
+
+@contextmanager
+def measured(endpoint: str, failed: str) -> Iterator[Outcome]:
+    """One request's series: in progress while the block runs, then counted and timed
+    under the code the block set on the Outcome (`failed` when it set none: it raised)."""
+    total, duration, in_progress = _series()
+    ctx = bentoml.server_context
+    service = ctx.service_name or "mnist"
+    bento, version = ctx.bento_name or service, ctx.bento_version or "not available"
+    start, outcome = time.perf_counter(), Outcome()
+    with in_progress.labels(endpoint, bento, version, service).track_inprogress():
+        try:
+            yield outcome
+        finally:
+            labels = (endpoint, bento, version, outcome.code or failed, service)
+            total.labels(*labels).inc()
+            duration.labels(*labels).observe(time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -101,30 +132,19 @@ class RequestMetrics:
         if scope["type"] != "http" or scope["path"] == "/metrics":
             await self.app(scope, receive, send)
             return
-        total, duration, in_progress = _series()
-        ctx = bentoml.server_context
-        service = ctx.service_name or "mnist"
-        bento, version = ctx.bento_name or service, ctx.bento_version or "not available"
-        endpoint = self.label(scope)
-        start, status = time.perf_counter(), 0
+        # 500 when nothing was sent: the app raised, and the server answers 500 for it.
+        with measured(self.label(scope), failed="500") as outcome:
 
-        async def counting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+            async def counting_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    outcome.code = str(message["status"])
+                await send(message)
 
-        with in_progress.labels(endpoint, bento, version, service).track_inprogress():
             try:
                 await self.app(scope, receive, counting_send)
             except asyncio.CancelledError:
-                status = status or 499  # the server gave up on a gone client: not a 5xx
+                outcome.code = outcome.code or "499"  # the server gave up on a gone client
                 raise
-            finally:
-                # 0: nothing was sent, the app raised: the server answers 500 for it.
-                labels = (endpoint, bento, version, str(status or 500), service)
-                total.labels(*labels).inc()
-                duration.labels(*labels).observe(time.perf_counter() - start)
 
 
 def _forget_dead_workers(folder: Path) -> None:

@@ -210,12 +210,26 @@ def _outputs(req: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
     chosen: dict[str, bool] = {}
     for out in wanted:
         out = _object(out, "an output")
-        name = out.get("name")
-        if name not in OUTPUTS:
-            raise BadRequest(f"unknown output {echo(name)}: the model's outputs are "
-                             f"{', '.join(OUTPUTS)}")
+        name = check_output(out.get("name"))
         chosen.setdefault(name, _flag(out.get("parameters"), BINARY, default_binary))
     return tuple(chosen.items())
+
+
+def check_output(name: Any) -> str:
+    """A requested output's name: one of the model's outputs, or a BadRequest."""
+    if name not in OUTPUTS:
+        raise BadRequest(f"unknown output {echo(name)}: the model's outputs are "
+                         f"{', '.join(OUTPUTS)}")
+    return str(name)
+
+
+def check_id(req_id: Any, max_id_chars: int) -> str | None:
+    """A request's `id`, which the answer echoes: a string of at most max_id_chars."""
+    if req_id is not None and not isinstance(req_id, str):
+        raise BadRequest("`id`, when given, must be a string")
+    if req_id is not None and len(req_id) > max_id_chars:
+        raise BadRequest(f"`id` is {len(req_id)} characters long: at most {max_id_chars}")
+    return req_id
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -245,12 +259,7 @@ def parse_infer(body: bytes, max_batch: int, max_id_chars: int,
     # Only a body with a JSON true or false in it can have one in its data (C-speed test).
     may_hold_bools = b"true" in body or b"false" in body
     pixels = _input(_object(inputs[0], "inputs[0]"), binary, max_batch, may_hold_bools)
-    req_id = req.get("id")
-    if req_id is not None and not isinstance(req_id, str):
-        raise BadRequest("`id`, when given, must be a string")
-    if req_id is not None and len(req_id) > max_id_chars:  # it is echoed in the answer
-        raise BadRequest(f"`id` is {len(req_id)} characters long: at most {max_id_chars}")
-    return InferRequest(pixels, _outputs(req), req_id)
+    return InferRequest(pixels, _outputs(req), check_id(req.get("id"), max_id_chars))
 
 
 def infer_response(req: InferRequest, logits: np.ndarray,

@@ -33,7 +33,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 @functools.cache
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return importlib.metadata.version("mnist-serve")
     except importlib.metadata.PackageNotFoundError:  # in a bento: the code, not the package
@@ -60,7 +60,7 @@ def _for_served_model(route: Callable[[Request, str], Awaitable[Response]]) -> H
 
 
 async def server_metadata(_: Request) -> JSONResponse:
-    return JSONResponse(oip.server_metadata(_package_version()))
+    return JSONResponse(oip.server_metadata(package_version()))
 
 
 async def live(_: Request) -> JSONResponse:

@@ -18,11 +18,13 @@ import logging
 from typing import Any, ClassVar
 
 import bentoml
+import grpc
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
+from service import oip_grpc
 from service.backpressure import HeavyWork
 from service.batching import batched
 from service.drain import DrainingReadiness
@@ -168,7 +170,18 @@ class MNISTService:
         except ModelLoadError as exc:
             refuse_to_start(exc)
 
+    @bentoml.on_deployment
+    def verify_grpc_port() -> None:
+        """The gRPC port, checked once before any worker binds it (with SO_REUSEPORT,
+        which would share it with a server already there)."""
+        if SETTINGS.grpc_port:
+            try:
+                oip_grpc.check_port(SETTINGS.grpc_port)
+            except OSError as exc:
+                refuse_to_start(f"MNIST_GRPC_PORT {SETTINGS.grpc_port} is not free ({exc})")
+
     def __init__(self) -> None:
+        self.grpc: grpc.aio.Server | None = None
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             die_with_parent()  # the worker's parent is the main process (circus arbiter)
         self.settings = SETTINGS
@@ -180,6 +193,27 @@ class MNISTService:
         self._batched_logits = batched(self.engine.logits, budget,
                                        self.settings.max_batch) if budget else None
         log.info("serving %s with %s", self.served_model.tag, self.engine.provider)
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        """Each worker of `bentoml serve` serves the Open Inference Protocol over gRPC
+        too, on its own event loop (service/oip_grpc.py), on the host its HTTP server
+        binds. A failure is logged, not raised: a worker whose start-up hook raises exits,
+        and is started again, and again."""
+        if bentoml.server_context.worker_index is None or not self.settings.grpc_port:
+            return  # in process (tests, to_asgi), or gRPC off
+        try:
+            self.grpc = await oip_grpc.start(self, oip_grpc.http_host(),
+                                             self.settings.grpc_port)
+        except (OSError, RuntimeError, ValueError):
+            log.exception("this worker serves no gRPC")
+
+    @bentoml.on_shutdown
+    async def stop_grpc(self) -> None:
+        """New calls are refused, those in flight get the request timeout to finish: the
+        drain (MNIST_DRAIN_S) is over by now, and stop grace periods cover both."""
+        if self.grpc is not None:
+            await self.grpc.stop(self.settings.timeout_s)
 
     @property
     def model_version(self) -> str:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
                               "slot per worker; 503 with Retry-After beyond")
     workers: int = Field(default=0, ge=0, description="BentoML worker processes; 0: one per "
                          "CPU the process may use (affinity, cgroup quota)")
+    grpc_port: int = Field(default=8001, ge=0, le=65535, description="port of the Open "
+                           "Inference Protocol over gRPC, which every worker serves on the "
+                           "host `bentoml serve --host` binds (port shared through "
+                           "SO_REUSEPORT); 0: no gRPC")
     batch_max_latency_ms: int = Field(
         default=1000, ge=0, description="adaptive batching of single-image inferences "
         "across requests (BentoML's dispatcher): the latency budget, 503 beyond; 0: off "

@@ -20,6 +20,10 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 # Servers under test run one worker unless a test asks for more: the default (one per
 # usable CPU) would make every server fixture's start-up and memory depend on the host.
 os.environ.setdefault("MNIST_WORKERS", "1")
+# ... and no gRPC unless a test gives one a port of its own (the `grpc_port` fixture): on
+# the default port, servers started at once (here, or by another checkout's tests) would
+# refuse to start, or share it through SO_REUSEPORT.
+os.environ.setdefault("MNIST_GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")
@@ -99,18 +103,28 @@ def metrics_server(trained, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(trained, tmp_path_factory):
-    """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
-    yield from _serving(trained[2], tmp_path_factory.mktemp("serve") / "server.log")
+def grpc_port() -> int:
+    """The port on which `server` serves the Open Inference Protocol over gRPC."""
+    from clients.server_process import free_port
+
+    return free_port()
 
 
-def _serving(home: Path, log_path: Path):
+@pytest.fixture(scope="session")
+def server(trained, tmp_path_factory, grpc_port):
+    """`bentoml serve` of the trained model on a free loopback port; yields its base URL.
+    It serves gRPC too, on 127.0.0.1:`grpc_port`."""
+    yield from _serving(trained[2], tmp_path_factory.mktemp("serve") / "server.log",
+                        {"MNIST_GRPC_PORT": str(grpc_port)})
+
+
+def _serving(home: Path, log_path: Path, env: dict[str, str] | None = None):
     """Yields the base URL of `bentoml serve` on `home`'s store; its log names a failure."""
     from clients.server_process import serving
 
     with open(log_path, "w") as log:
         try:
-            with serving(log, env={"BENTOML_HOME": str(home)}) as (_, base):
+            with serving(log, env={"BENTOML_HOME": str(home), **(env or {})}) as (_, base):
                 yield base
         except RuntimeError as exc:
             pytest.fail(f"{exc}:\n{log_path.read_text()}")
