@@ -20,6 +20,9 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 # Servers under test run one worker unless a test asks for more: the default (one per
 # usable CPU) would make every server fixture's start-up and memory depend on the host.
 os.environ.setdefault("MNIST_WORKERS", "1")
+# And without gRPC unless a test gives it a port: every server on the default one would
+# collide (the `server` fixture serves it on a free port of its own).
+os.environ.setdefault("MNIST_GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")
@@ -99,18 +102,27 @@ def metrics_server(trained, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(trained, tmp_path_factory):
+def grpc_port() -> int:
+    """The free loopback port the `server` fixture serves OIP gRPC on (MNIST_GRPC_PORT)."""
+    from clients.server_process import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def server(trained, grpc_port, tmp_path_factory):
     """`bentoml serve` of the trained model on a free loopback port; yields its base URL."""
-    yield from _serving(trained[2], tmp_path_factory.mktemp("serve") / "server.log")
+    yield from _serving(trained[2], tmp_path_factory.mktemp("serve") / "server.log",
+                        {"MNIST_GRPC_PORT": str(grpc_port)})
 
 
-def _serving(home: Path, log_path: Path):
+def _serving(home: Path, log_path: Path, env: dict[str, str] | None = None):
     """Yields the base URL of `bentoml serve` on `home`'s store; its log names a failure."""
     from clients.server_process import serving
 
     with open(log_path, "w") as log:
         try:
-            with serving(log, env={"BENTOML_HOME": str(home)}) as (_, base):
+            with serving(log, env={"BENTOML_HOME": str(home), **(env or {})}) as (_, base):
                 yield base
         except RuntimeError as exc:
             pytest.fail(f"{exc}:\n{log_path.read_text()}")
