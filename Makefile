@@ -31,7 +31,8 @@ LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test fuzz lint lock audit ci-train clean
+	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
+	ci-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -104,8 +105,20 @@ swarm-down:  ## Swarm: remove the stack (and the swarm, only if swarm-up created
 swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Locust; PASS/FAIL
 	$(BIN)/python deploy/swarm/e2e.py $(SWARM_E2E_ARGS)
 
-test: setup  ## the test suite
+test: setup kserve-venv  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The KServe SDK pins a protobuf older than the project's: it gets a venv of its own, which
+# tests/service/test_oip_clients.py runs it from (a failed install fails make test).
+KSERVE_VENV = .venv-kserve
+KSERVE_REQUIREMENTS = tests/service/kserve-requirements.txt
+
+kserve-venv: $(KSERVE_VENV)/.installed  ## create .venv-kserve: the KServe SDK, for make test
+
+$(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install -q $(PIP_ARGS) -r $(KSERVE_REQUIREMENTS)
+	@touch $@
 
 fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECONDS (findings: reports/fuzz)
 	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
