@@ -50,9 +50,13 @@ ERROR_LINE = re.compile(r"^(error|failed|thread \[\d+\] had error)|^\s*pass \[\d
 MAX_ERROR_CHARS = 400
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A docker command's result; one that hangs (a daemon that does not answer) fails."""
+    try:
+        return subprocess.run(["docker", *args], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 1, "", f"no answer within {timeout:g} s")
 
 
 def unavailable(image: str = IMAGE) -> str | None:
@@ -63,11 +67,11 @@ def unavailable(image: str = IMAGE) -> str | None:
     info = _docker("info", "--format", "{{.ServerVersion}}")
     if info.returncode:
         why = (info.stderr.strip().splitlines() or ["no answer"])[-1]
-        return f"Docker is not running here (`docker info`: {why})"
+        return f"Docker does not answer here (`docker info`: {why})"
     if _docker("image", "inspect", image).returncode:
         return (f"no image {image} here: build one with NVIDIA's `perf-analyzer` wheel "
-                f"(PyPI; it needs glibc >= 2.38, e.g. Debian 13) and tag it so, or name "
-                f"another with --perf-analyzer-image")
+                f"(PyPI; it needs glibc >= 2.38, e.g. Debian 13) and tag it so, or pass "
+                f"another image's name")
     return None
 
 

@@ -104,11 +104,15 @@ def test_a_refused_request_is_said_with_the_servers_reason():
     assert pa.failure("", "http", "u", 125) == "no output (exit code 125)"
 
 
-@pytest.mark.parametrize("state, why", [("stopped", "Docker is not running here"),
-                                        ("no-image", "no image img:1 here")])
+@pytest.mark.parametrize("state, why", [
+    ("stopped", "Docker does not answer here (`docker info`: Cannot connect to the Docker "
+                "daemon)"),
+    ("no-image", "no image img:1 here: build one with NVIDIA's `perf-analyzer` wheel")])
 def test_why_perf_analyzer_cannot_run(fake_docker, state, why):
     fake_docker.setenv("FAKE_DOCKER", state)
     assert pa.unavailable("img:1").startswith(why)
+    fake_docker.setenv("FAKE_DOCKER", "ok")
+    assert pa.unavailable("img:1") is None
 
 
 def test_without_docker_it_says_so(monkeypatch, tmp_path):

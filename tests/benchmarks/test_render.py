@@ -73,10 +73,10 @@ def test_perf_analyzers_table_is_beside_locusts_with_its_goal():
 
 def test_without_docker_the_page_says_why_perf_analyzer_is_missing():
     results = _results(1600.0)
-    results["perf_analyzer"] = {"missing": "Docker is not running here (`docker info`: x)"}
+    results["perf_analyzer"] = {"missing": "Docker does not answer here (`docker info`: x)"}
     text = render(results)
-    assert "## perf_analyzer (NVIDIA's OIP client)\n\nNot measured in this run: Docker is " \
-           "not running here (`docker info`: x).\n" in text
+    assert "## perf_analyzer (NVIDIA's OIP client)\n\nNot measured in this run: Docker " \
+           "does not answer here (`docker info`: x).\n" in text
     assert "| perf_analyzer over" not in text and "**no**" not in text
 
 
