@@ -77,7 +77,7 @@ compose-loadtest:  ## containers: Locust against the api, report in ./reports
 compose-down:  ## containers: stop and remove (keeps the model volume)
 	$(COMPOSE) --profile loadtest down
 
-bench: setup  ## benchmarks side by side in one run -> docs/benchmarks.json, .md, README summary (needs MNIST_DIR)
+bench: setup  ## benchmarks side by side in one run (Locust; perf_analyzer where Docker and its image are) -> docs/benchmarks.json, .md, README summary (needs MNIST_DIR)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 attack: setup  ## readiness, latency, memory under 4 attacks -> docs/attack.md (ATTACK_ARGS="--baseline-ref REV": beside that tree; after make train)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from benchmarks.perf_analyzer import CONCURRENCY, PROTOCOLS
+
 
 class Goal(NamedTuple):
     goal: str
@@ -81,6 +83,19 @@ def speedup_goal(r: dict[str, Any]) -> Goal:
         on["rps"] >= SPEEDUP_OVER_BEFORE * before and on["p99"] <= m["baseline_p99"])
 
 
+def perf_analyzer_goals(result: dict[str, Any] | None) -> list[Goal]:
+    """perf_analyzer over every protocol, each concurrency measured with no error; none
+    where it could not run (the page says why)."""
+    if not result or "missing" in result:
+        return []
+    failed = [label for p, label in PROTOCOLS.items() if p not in result or result[p]["error"]]
+    runs = sum(len(result[p]["runs"]) for p in PROTOCOLS if p in result)
+    return [Goal(f"perf_analyzer over {' and '.join(PROTOCOLS.values())}, concurrency "
+                 f"{min(CONCURRENCY)} to {max(CONCURRENCY)}: no error",
+                 f"{runs} runs" + (f", failed over {', '.join(failed)}" if failed else ""),
+                 not failed)]
+
+
 def bench_goals(r: dict[str, Any]) -> list[Goal]:
     """Every goal of one `make bench` run (benchmarks/run.py's results)."""
     s, c = r["service"], r["ceiling"]
@@ -105,6 +120,7 @@ def bench_goals(r: dict[str, Any]) -> list[Goal]:
              batch_ips >= BATCH_OF_CEILING * c["pipeline_batch64_images_per_s"]),
         Goal(f"cold start ≤ {COLD_START_S:g} s", f"{r['cold_start_s']:.1f} s",
              r["cold_start_s"] <= COLD_START_S),
+        *perf_analyzer_goals(r.get("perf_analyzer")),
         *model_goals(r["training"]),
     ]
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks import perf_analyzer
 from benchmarks.goals import Goal, bench_goals, ratio
 from core.docblocks import write_block
 
@@ -154,7 +155,8 @@ def _gpu(r: dict) -> list[str]:
 
 def render(r: dict) -> str:
     """docs/benchmarks.md of one run's results."""
-    lines = [*_header(r["meta"]), *_side_by_side(r), *_sweep(r), *_workers(r),
+    lines = [*_header(r["meta"]), *_side_by_side(r), *_sweep(r),
+             *perf_analyzer.section(r.get("perf_analyzer")), *_workers(r),
              *_training(r), *_goals(bench_goals(r)), *_gpu(r)]
     return "\n".join(lines) + "\n"
 

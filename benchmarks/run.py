@@ -5,8 +5,10 @@
 Trains the default model (timed), then on the same machine in the same run: cold
 start, the in-process ceilings and preprocessing costs, Locust against `bentoml serve`
 and against two FastAPI peers (benchmarks/peer.py: the same work, and the least work),
-/predict at 1, 8, 32 and 128 users with and without adaptive batching, 1 worker
-against one per usable CPU, and resident memory per worker after a 60 s load. Prints
+/predict at 1, 8, 32 and 128 users with and without adaptive batching, NVIDIA's
+perf_analyzer over the Open Inference Protocol (HTTP and gRPC, where Docker and its image
+are here: benchmarks/perf_analyzer.py), 1 worker against one per usable CPU, and resident
+memory per worker after a 60 s load. Prints
 the tables and writes the results (docs/benchmarks.json), the page rendered from them
 (docs/benchmarks.md) and README.md's summary block. Absolute numbers drift on shared
 machines; the ratios are the point.
@@ -26,12 +28,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ceiling, goals, render
+from benchmarks import ceiling, goals, perf_analyzer, render
 from benchmarks.memory import Workers
 from clients import server_process as process
 from load_tests.command import locust_command, read_totals
 from service.cpus import usable_cpus
-from service.settings import Settings, load_settings
+from service.settings import PREFIX, Settings, load_settings
 
 ROOT = process.ROOT
 ENDPOINTS = ["predict", "predict_batch", "predict_pixels"]
@@ -63,12 +65,15 @@ def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
             "worst_class": worst, "worst_accuracy": robustness[worst]}
 
 
-def start_service(port: int, home: Path, log, workers: int,
-                  batch_ms: int | None = None) -> subprocess.Popen:
-    """`bentoml serve` with `workers`, and batching as the service's default unless given."""
-    env = {"BENTOML_HOME": str(home), "MNIST_WORKERS": str(workers)}
+def start_service(port: int, home: Path, log, workers: int, batch_ms: int | None = None,
+                  grpc_port: int | None = None) -> subprocess.Popen:
+    """`bentoml serve` with `workers`, and batching and gRPC as the service's defaults
+    unless given."""
+    env = {"BENTOML_HOME": str(home), f"{PREFIX}WORKERS": str(workers)}
     if batch_ms is not None:
-        env["MNIST_BATCH_MAX_LATENCY_MS"] = str(batch_ms)
+        env[f"{PREFIX}BATCH_MAX_LATENCY_MS"] = str(batch_ms)
+    if grpc_port is not None:
+        env[f"{PREFIX}GRPC_PORT"] = str(grpc_port)
     return process.start(port, log, env=env)
 
 
@@ -109,6 +114,25 @@ def under_load(start, users: int, seconds: int, out: Path, endpoints: list[str],
         process.stop(proc)
 
 
+def under_perf_analyzer(args: argparse.Namespace, home: Path, work: Path, log) -> dict:
+    """perf_analyzer against the service of the defaults, its gRPC on a free port; or why
+    it could not run here."""
+    missing = perf_analyzer.unavailable(args.perf_analyzer_image)
+    if missing:
+        print(f"perf_analyzer: not run ({missing})", flush=True)
+        return {"missing": missing}
+    port, grpc_port = process.free_port(), process.free_port()
+    proc = start_service(port, home, log, args.workers, grpc_port=grpc_port)
+    try:
+        process.wait_ready(proc, f"http://127.0.0.1:{port}")
+        return perf_analyzer.measure(
+            args.perf_analyzer_image, {"http": f"127.0.0.1:{port}",
+                                       "grpc": f"127.0.0.1:{grpc_port}"},
+            args.data_dir, args.perf_analyzer_window_s, work)
+    finally:
+        process.stop(proc)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
                 .splitlines() if line.startswith("model name")), platform.processor())
@@ -136,6 +160,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "highest user count: the speed-up goal's reference")
     p.add_argument("--soak-seconds", type=int, default=60,
                    help="duration of the load before resident memory is read")
+    p.add_argument("--perf-analyzer-image", default=perf_analyzer.IMAGE,
+                   help="a Docker image with NVIDIA's perf_analyzer on its PATH")
+    p.add_argument("--perf-analyzer-window-s", type=float, default=perf_analyzer.WINDOW_S,
+                   help="seconds of each perf_analyzer measurement window")
     p.add_argument("--gpu-json", default="docs/benchmarks-gpu.json",
                    help="GPU figures recorded on a lent GPU (benchmarks/ceiling.py --json)")
     return p.parse_args(argv)
@@ -160,6 +188,7 @@ def measure(args: argparse.Namespace, work: Path, log) -> dict:
         results[name] = under_load(
             lambda port, app=app: start_peer(port, onnx_path, workers, log, app), users,
             seconds, work, ["predict"])
+    results["perf_analyzer"] = under_perf_analyzer(args, home, work, log)
     results["sweep"] = {}
     for sweep_users in args.sweep_users:  # off and on side by side: the machine drifts
         for batch_ms in (0, args.batch_ms):

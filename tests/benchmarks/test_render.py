@@ -7,6 +7,7 @@ import json
 
 from benchmarks.render import PAGE, README, RESULTS, SUMMARY_BLOCK, publish, render, summary
 from core.docblocks import read_block
+from tests.benchmarks.test_perf_analyzer import _measured
 from tests.helpers import ROOT
 
 
@@ -56,6 +57,27 @@ def test_every_section_and_goal_is_rendered():
     assert "| 1.76×, p99 20 ms (batching off: 1.60×, p99 30 ms) | yes |" in text
     assert "**no**" not in text  # 1.07× the peer, 0.89× the minimal one: every goal met
     assert "No GPU was lent" in text
+
+
+def test_perf_analyzers_table_is_beside_locusts_with_its_goal():
+    results = _results(1600.0)
+    results["perf_analyzer"] = _measured()
+    text = render(results)
+    sweep, table = text.index("## Concurrency"), text.index("## perf_analyzer (NVIDIA's OIP")
+    assert sweep < table < text.index("## Workers and memory")
+    assert "| gRPC | 8 | 800 | 1.2 | 150 | 2.0 |" in text
+    assert "| perf_analyzer over HTTP and gRPC, concurrency 1 to 32: no error | 6 runs | yes |" \
+        in text
+    assert "**no**" not in text
+
+
+def test_without_docker_the_page_says_why_perf_analyzer_is_missing():
+    results = _results(1600.0)
+    results["perf_analyzer"] = {"missing": "Docker does not answer here (`docker info`: x)"}
+    text = render(results)
+    assert "## perf_analyzer (NVIDIA's OIP client)\n\nNot measured in this run: Docker " \
+           "does not answer here (`docker info`: x).\n" in text
+    assert "| perf_analyzer over" not in text and "**no**" not in text
 
 
 def test_a_missed_goal_is_marked():
