@@ -198,6 +198,9 @@ def test_the_stopped_replicas_slot_from_the_proxys_log():
     lines = [
         "2026-01-01T11:50:00.000000000Z api/api3 changed its IP from (none) to 10.0.1.7 by "
         "DNS cache.",
+        # The same replica in the gRPC pool: another slot, not the one the HTTP log names.
+        "2026-01-01T11:50:00.000000000Z grpc/grpc5 changed its IP from (none) to 10.0.1.7 by "
+        "DNS cache.",
         '2026-01-01T12:00:11.000000000Z 10.0.0.2 [..] http api/api3 0/0/1/2/3 200 "POST '
         '/predict HTTP/1.1"',
         "2026-01-01T12:00:12.500000000Z Server api/api3 is going DOWN for maintenance.",
