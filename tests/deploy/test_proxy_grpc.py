@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.server
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -27,11 +26,10 @@ import pytest
 
 from clients.server_process import free_port
 from core.contract import MODEL_NAME
-from tests.helpers import ROOT
+from tests.deploy.proxy_image import PROXY, running_proxy, skip_without_docker
 
 pytestmark = pytest.mark.slow
 
-PROXY = ROOT / "deploy/swarm/proxy"
 IMAGE = "mnist-proxy:grpc-test"
 BIG_METADATA_BYTES = 20 * 1024  # over the proxy's header limit
 
@@ -124,41 +122,26 @@ def proxy_config(http_port: int, grpc_port: int, replicas: list[Replica]) -> str
     return cfg
 
 
-def _docker_or_skip() -> None:
-    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
-    if shutil.which("docker") is None or subprocess.run(
-            ["docker", "info"], capture_output=True).returncode:
-        pytest.skip("Docker is not available: HAProxy runs from the proxy image")
-    if subprocess.run(["docker", "image", "inspect", "python:3.11-slim"],
-                      capture_output=True).returncode:
-        pytest.skip("no python:3.11-slim image to build the proxy image from")
-
-
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory) -> Iterator[tuple[str, list[Replica]]]:
     """HAProxy (the proxy image's binary, this checkout's configuration) in front of two
     stand-in replicas: (its gRPC address, the replicas)."""
-    _docker_or_skip()
-    build = subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(PROXY)],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr  # the image refuses a config HAProxy would
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
+    skip_without_docker()
     replicas = [Replica("r0"), Replica("r1")]
     http_port, grpc_port = free_port(), free_port()
-    cfg = tmp_path_factory.mktemp("proxy") / "haproxy.cfg"
-    cfg.write_text(proxy_config(http_port, grpc_port, replicas))
-    cfg.chmod(0o644)
-    name = f"mnist-grpc-test-{grpc_port}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "host",
-                    "-v", f"{cfg}:/etc/haproxy/haproxy.cfg:ro", IMAGE],
-                   check=True, capture_output=True)
+    address = f"127.0.0.1:{grpc_port}"
     try:
-        _wait_until_both_serve(f"127.0.0.1:{grpc_port}", replicas)
-        yield f"127.0.0.1:{grpc_port}", replicas
+        with running_proxy(proxy_config(http_port, grpc_port, replicas), IMAGE,
+                           tmp_path_factory.mktemp("proxy")) as name:
+            try:
+                _wait_until_both_serve(address, replicas)
+                yield address, replicas
+            finally:
+                logs = subprocess.run(["docker", "logs", "--tail", "40", name],
+                                      capture_output=True, text=True)
+                print(logs.stdout + logs.stderr)  # shown when a test failed
     finally:
-        logs = subprocess.run(["docker", "logs", "--tail", "40", name], capture_output=True,
-                              text=True)
-        print(logs.stdout + logs.stderr)  # shown when a test failed
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         for replica in replicas:
             replica.stop()
 
