@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The container procedure end to end, checked: build, train, serve, predict, load-test.
+# The container procedure end to end, checked: build, train, serve, predict (HTTP and
+# the Open Inference Protocol over gRPC), load-test.
 #   bash docker/e2e.sh          (MNIST_DATA=folder of IDX files; default ../shared/data/mnist)
+# The gRPC calls run in the project's venv (`make setup`: tritonclient[grpc]).
 # Prints its figures: build time, image sizes, time from `up` to healthy, the prediction
 # from the host and the Locust summary line.
 set -euo pipefail
@@ -8,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
 export MNIST_DATA=${MNIST_DATA:-$(realpath ../shared/data/mnist)}
-export API_PORT=${API_PORT:-3000}
+export API_PORT=${API_PORT:-3000} GRPC_PORT=${GRPC_PORT:-8001}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-mnist-e2e}
 export COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1
 # A local CPU torch wheel in docker/wheels (as on offline build machines) replaces the
@@ -16,6 +18,45 @@ export COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1
 if ls docker/wheels/torch-*.whl >/dev/null 2>&1; then export TORCH_INDEX_URL=""; fi
 
 log() { printf '\n== e2e: %s\n' "$*"; }
+
+# OIP over gRPC (Triton's client) on 127.0.0.1:$1: live and ready (within 30 s of
+# /readyz), metadata, then one ModelInfer of 32 test digits, whose logits must be those
+# of the OIP REST route on 127.0.0.1:$2 (the same model behind both transports).
+grpc_check() {
+  .venv/bin/python - "$1" "$2" "$MNIST_DATA" <<'PY'
+import json, sys, time, urllib.request
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+from core.contract import CONTRACT, MODEL_NAME
+from core.data import load_idx_folder
+grpc_port, http_port, data = sys.argv[1:4]
+digits = load_idx_folder(data)
+x, y = digits.test_images[:32].astype(np.float32), digits.test_labels[:32]
+client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+for _ in range(30):
+    try:
+        if client.is_server_ready():
+            break
+    except InferenceServerException as exc:  # not listening yet
+        print(f"  waiting for gRPC: {exc.message()}")
+    time.sleep(1)
+assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL_NAME)
+meta = client.get_model_metadata(MODEL_NAME)
+pixels = grpcclient.InferInput(meta.inputs[0].name, list(x.shape), "FP32")
+pixels.set_data_from_numpy(x)
+logits = client.infer(MODEL_NAME, [pixels]).as_numpy(CONTRACT.output_name)
+body = {"inputs": [{"name": meta.inputs[0].name, "datatype": "FP32", "shape": list(x.shape),
+                    "data": x.ravel().tolist()}], "outputs": [{"name": CONTRACT.output_name}]}
+req = urllib.request.Request(f"http://127.0.0.1:{http_port}/v2/models/{MODEL_NAME}/infer",
+                             json.dumps(body).encode(), {"Content-Type": "application/json"})
+rest = json.load(urllib.request.urlopen(req, timeout=30))["outputs"][0]["data"]
+same = np.allclose(logits, np.reshape(rest, logits.shape), rtol=1e-5, atol=1e-5)
+print(f"  gRPC ModelInfer, {len(x)} test digits: {np.mean(logits.argmax(1) == y):.0%} right; "
+      f"{meta.name} version {meta.versions[0]}; same logits as REST: {same}")
+sys.exit(0 if same else 1)
+PY
+}
 cleanup() { $COMPOSE --profile loadtest down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
@@ -68,24 +109,34 @@ for i in range(5):
 sys.exit(0 if ok >= 4 else 1)
 PY
 
+log "OIP over gRPC from the host (port $GRPC_PORT)"
+.venv/bin/python -c "import tritonclient.grpc" 2>/dev/null \
+  || { echo "e2e: no tritonclient[grpc] in .venv: run make setup"; exit 1; }
+grpc_check "$GRPC_PORT" "$API_PORT" || { echo "e2e: gRPC inference failed"; exit 1; }
+
 log "load test (Locust container against the api)"
 mkdir -p reports && chmod a+rwx reports
 $COMPOSE --profile loadtest run --rm --no-deps locust 2>&1 | tee /tmp/mnist-e2e-locust.log | grep -E "SLO|requests,|Aggregated"
 grep -q "SLO PASS" /tmp/mnist-e2e-locust.log
 ls reports/locust.html reports/locust_stats.csv >/dev/null
 
-log "bentoml build + containerize (the bento image serves /predict too)"
+log "bentoml build + containerize (the bento image serves /predict and gRPC too)"
 if [ -x .venv/bin/bentoml ] && .venv/bin/bentoml models get mnist_mlp:latest >/dev/null 2>&1; then
   t0=$(date +%s)
   .venv/bin/bentoml build >/dev/null
   .venv/bin/bentoml containerize mnist:latest -t mnist-bento:latest >/dev/null
   bento_s=$(( $(date +%s) - t0 ))
-  cid=$(docker run -d -p 127.0.0.1:3099:3000 mnist-bento:latest)
+  # The image serves gRPC on the setting's default port (it sets no MNIST_GRPC_PORT).
+  grpc_in_image=$(.venv/bin/python -c \
+    "from service.settings import Settings; print(Settings.model_fields['grpc_port'].default)")
+  cid=$(docker run -d -p 127.0.0.1:3099:3000 -p "127.0.0.1:3098:$grpc_in_image" mnist-bento:latest)
   for _ in $(seq 60); do curl -sf http://127.0.0.1:3099/readyz >/dev/null && break; sleep 1; done
   pred=$(curl -sf -F "image=@docker/sample-7.png" http://127.0.0.1:3099/predict || true)
+  grpc_ok=1; grpc_check 3098 3099 || grpc_ok=0
   docker rm -f "$cid" >/dev/null
   echo "  bento image answered: ${pred:0:40}..."
   case "$pred" in '{"digit":7'*) ;; *) echo "e2e: bento image did not predict 7"; exit 1;; esac
+  [ "$grpc_ok" = 1 ] || { echo "e2e: bento image's gRPC inference failed"; exit 1; }
   echo "bento build + containerize: ${bento_s}s"
 else
   echo "  skipped: no .venv with mnist_mlp in \$BENTOML_HOME (run make train first)"

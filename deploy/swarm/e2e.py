@@ -5,7 +5,10 @@
 Locust (the project's load test: every answer checked) runs through the proxy on the
 host while the stack is changed; a rolling update and a replica kill are repeated under
 photo-sized uploads (deploy/swarm/photo_locustfile.py: ~265 KB JPEGs, which the proxy
-must hold whole to resend). Prints each figure and a final PASS/FAIL line, and writes
+must hold whole to resend). The Open Inference Protocol's gRPC service is called through
+the proxy's gRPC port (Triton's client): health, metadata and test digits answered as
+the REST route answers them, and calls throughout the first rolling update.
+Prints each figure and a final PASS/FAIL line, and writes
 them to reports/swarm_e2e.json. Load generator, proxy and replicas share this machine's
 cores: throughput figures compare layouts, they are not capacity.
 """
@@ -23,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -30,6 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
+from core.contract import CONTRACT, MODEL_NAME
+from core.data import resolve
 from load_tests.command import locust_command, read_totals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +45,8 @@ SWARM = ["bash", str(ROOT / "deploy/swarm/swarm.sh")]
 API = "mnist_api"
 PHOTOS = "deploy/swarm/photo_locustfile.py"
 BIG_HEADER_BYTES = 20 * 1024  # over the proxy's header limit: it must refuse it
+GRPC_DIGITS = 16  # test digits of the gRPC inference compared with REST's
+GRPC_PAUSE_S = 0.05  # between the calls made during a rollout: a trickle beside Locust
 
 
 def sh(*cmd: str, check: bool = True, env: dict[str, str] | None = None) -> str:
@@ -110,6 +120,87 @@ class Load:
         return load_figures(self.prefix)
 
 
+def test_digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n test digits as FP32 pixels [n, 28, 28], and their labels: found as Locust's are."""
+    digits = resolve(None)
+    return digits.test_images[:n].astype(np.float32), digits.test_labels[:n]
+
+
+def rest_logits(base: str, pixels: np.ndarray) -> np.ndarray:
+    """The logits of the OIP REST route (JSON tensors), through the proxy."""
+    body = {"inputs": [{"name": CONTRACT.input_name, "datatype": "FP32",
+                        "shape": list(pixels.shape), "data": pixels.ravel().tolist()}],
+            "outputs": [{"name": CONTRACT.output_name}]}
+    req = urllib.request.Request(f"{base}/v2/models/{MODEL_NAME}/infer",
+                                 json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        out = json.load(r)["outputs"][0]
+    return np.reshape(np.asarray(out["data"], np.float32), out["shape"])
+
+
+def grpc_logits(client, pixels: np.ndarray) -> np.ndarray:
+    """One ModelInfer with Triton's gRPC client (raw tensor contents both ways)."""
+    import tritonclient.grpc as grpcclient
+
+    tensor = grpcclient.InferInput(CONTRACT.input_name, list(pixels.shape), "FP32")
+    tensor.set_data_from_numpy(pixels)
+    outputs = [grpcclient.InferRequestedOutput(CONTRACT.output_name)]
+    return client.infer(MODEL_NAME, [tensor], outputs=outputs, client_timeout=60).as_numpy(
+        CONTRACT.output_name)
+
+
+def grpc_probe(address: str, base: str) -> dict:
+    """Through the proxy's gRPC port: health, metadata, and GRPC_DIGITS test digits, whose
+    logits are compared with the REST route's."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(address)
+    try:
+        meta = client.get_model_metadata(MODEL_NAME)
+        pixels, labels = test_digits(GRPC_DIGITS)
+        logits = grpc_logits(client, pixels)
+        return {"live": client.is_server_live(), "ready": client.is_server_ready(),
+                "model_ready": client.is_model_ready(MODEL_NAME),
+                "extensions": list(client.get_server_metadata().extensions),
+                "model": f"{meta.name}:{meta.versions[0]}", "input": meta.inputs[0].name,
+                "accuracy": round(float(np.mean(logits.argmax(1) == labels)), 3),
+                "same_as_rest": bool(np.allclose(logits, rest_logits(base, pixels),
+                                                 rtol=1e-5, atol=1e-5))}
+    finally:
+        client.close()
+
+
+class GrpcCalls:
+    """ModelInfer calls of one digit through the proxy's gRPC port, one every
+    GRPC_PAUSE_S, in a thread until stop(); then their figures."""
+
+    def __init__(self, address: str) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.client = grpcclient.InferenceServerClient(address)
+        self.pixels = test_digits(1)[0]
+        self.calls, self.failures = 0, list[str]()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._call, daemon=True)
+        self.thread.start()
+
+    def _call(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                grpc_logits(self.client, self.pixels)
+            except Exception as exc:  # the client's errors: every one is a failed call
+                self.failures.append(str(exc)[:120])
+            self.calls += 1
+            self.stopping.wait(GRPC_PAUSE_S)
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.thread.join(90)
+        self.client.close()
+        return {"calls": self.calls, "failed": len(self.failures),
+                "failures": self.failures[:5]}
+
+
 def running_tasks() -> list[dict]:
     out = sh("docker", "service", "ps", API, "--filter", "desired-state=running",
              "--format", "{{json .}}")
@@ -167,10 +258,10 @@ def proxy_view(ips: list[str], t_stop: float, t_exit: float) -> dict:
 def slot_timeline(lines: list[str], ips: list[str], t_stop: float, t_exit: float) -> dict:
     """proxy_view() of the proxy's log lines (`--timestamps`)."""
     slot = None
-    for line in lines:  # the slot the resolver last gave one of the replica's addresses
-        for ip in ips:
-            if f"to {ip} by" in line:
-                slot = next(w for w in line.split() if w.startswith("api/"))
+    for line in lines:  # the HTTP slot the resolver last gave one of the replica's addresses
+        slots = [w for w in line.split() if w.startswith("api/")]  # not the gRPC pool's
+        if slots and any(f"to {ip} by" in line for ip in ips):
+            slot = slots[0]
     down = [_stamp(ln) for ln in lines if slot and f"Server {slot} is going DOWN" in ln
             and t_stop - 1 <= _stamp(ln)]
     sent = [_stamp(ln) for ln in lines if slot and f" {slot} " in ln and '"POST' in ln
@@ -214,19 +305,36 @@ class Run:
     base: str
     users: int
     out: Path
+    grpc: str = ""  # the proxy's gRPC address, host:port
     fig: dict = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
 
 
+def step_grpc(run: Run) -> None:
+    print("== 0. OIP over gRPC through the proxy", flush=True)
+    try:
+        run.fig["grpc"] = probe = grpc_probe(run.grpc, run.base)
+    except Exception as exc:  # unreachable, refused: the check fails, the proof goes on
+        run.fig["grpc"] = probe = {"error": str(exc)[:300]}
+    run.checks["0 gRPC: live, ready, metadata, answers = REST's"] = (
+        probe.get("live") is probe.get("ready") is probe.get("model_ready") is True
+        and probe.get("model") == get(run.base + "/model")["tag"]
+        and probe.get("input") == CONTRACT.input_name and probe.get("same_as_rest") is True)
+
+
 def step_rollout(run: Run, old: str, new_image: str, new: str) -> None:
-    print(f"== 1. rolling update {old} -> {new} under load", flush=True)
+    print(f"== 1. rolling update {old} -> {new} under load, gRPC calls too", flush=True)
+    calls = GrpcCalls(run.grpc)
     code, run.fig["rollout"] = update_under_load(run.base, run.users, run.out, "rollout",
                                                  new_image)
+    run.fig["rollout_grpc"] = grpc = calls.stop()
     images = {t["Image"] for t in running_tasks()}
     served = {get(run.base + "/model")["tag"] for _ in range(10)}
     run.checks["1 rollout: converged, 0 failed, all replicas new"] = (
         code == 0 and run.fig["rollout"]["failed"] == 0 and images == {new_image}
         and served == {new})
+    run.checks["1 rollout: gRPC calls throughout, 0 failed"] = (
+        grpc["calls"] > 0 and grpc["failed"] == 0)
 
 
 def step_rollback(run: Run, new_image: str, new: str) -> None:
@@ -396,7 +504,9 @@ def run_steps(run: Run, steps: list[tuple[Callable[..., None], tuple]]) -> None:
 def main() -> int:
     args = parse_args()
     port = int(os.environ.get("SWARM_PORT", "8080"))
-    run = Run(f"http://127.0.0.1:{port}", args.users, Path(tempfile.mkdtemp(prefix="swarm-e2e-")))
+    grpc_port = int(os.environ.get("SWARM_GRPC_PORT", "8001"))
+    run = Run(f"http://127.0.0.1:{port}", args.users, Path(tempfile.mkdtemp(prefix="swarm-e2e-")),
+              grpc=f"127.0.0.1:{grpc_port}")
     run.fig.update(users=args.users, machine=f"{os.cpu_count()} cores, load generator on "
                    "the same machine")
     env = {"API_REPLICAS": "2", "TRAIN_ARGS": args.train_args}
@@ -407,6 +517,7 @@ def main() -> int:
         run.fig["up_s"] = round(time.monotonic() - t0, 1)
         old, old_image, new_image, new = versions(run, env)
         run_steps(run, [
+            (step_grpc, ()),
             (step_rollout, (old, new_image, new)), (step_rollback, (new_image, new)),
             (step_kill, ()), (step_drain, ()), (step_throughput, ()),
             (step_photos, (old, old_image)), (step_limits, (port,))])

@@ -6,12 +6,14 @@
 #   deploy/swarm/swarm.sh update IMG   roll out an image (exit 1 when Swarm rolled it back)
 #   deploy/swarm/swarm.sh down         remove the stack (and the swarm, if `up` created it)
 # Called by `make swarm-up|swarm-rollout|swarm-down`. Settings: API_REPLICAS (2),
-# SWARM_PORT (8080), TRAIN_ARGS, BENTOML_HOME (the model store training writes to).
+# SWARM_PORT (8080, HTTP), SWARM_GRPC_PORT (8001, the OIP gRPC service), TRAIN_ARGS,
+# BENTOML_HOME (the model store training writes to).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 STACK=${STACK:-mnist}
 export API_REPLICAS=${API_REPLICAS:-2} SWARM_PORT=${SWARM_PORT:-8080}
+export SWARM_GRPC_PORT=${SWARM_GRPC_PORT:-8001}
 export BENTOML_HOME=${BENTOML_HOME:-$PWD/bentoml_home}
 PYTHON=${PYTHON:-.venv/bin/python}
 MODEL=${MODEL:-mnist_mlp}
@@ -102,7 +104,7 @@ cmd_up() {
   API_IMAGE=$image PROXY_IMAGE=$PROXY_IMAGE docker stack deploy --resolve-image never \
     -c deploy/swarm/stack.yml "$STACK" >/dev/null
   wait_converged "$API_REPLICAS"
-  log "ready: http://127.0.0.1:$SWARM_PORT serves $(served_tag)"
+  log "ready: http://127.0.0.1:$SWARM_PORT serves $(served_tag); gRPC on 127.0.0.1:$SWARM_GRPC_PORT"
 }
 
 cmd_image() {

@@ -1,5 +1,7 @@
 """docker-compose.yml agrees with the service it runs: the api stops only after its drain
-and a whole request, and its memory limit is above the attack goal's worker peak.
+and a whole request, its memory limit is above the attack goal's worker peak, and it
+publishes the ports the service serves on (HTTP, checked by its health check, and the
+Open Inference Protocol's gRPC service).
 
     make compose-e2e     # the whole container procedure, run and checked
 """
@@ -50,3 +52,25 @@ def test_the_apis_memory_holds_a_worker_at_the_attack_goals_peak(name):
     number, unit = re.fullmatch(r"(\d+)([mg])", limit).groups()  # type: ignore[union-attr]
     workers = _api_setting("workers") or 1
     assert float(number) * SIZES[unit] > workers * WORKER_PEAK_MB
+
+
+def _published() -> dict[str, int]:
+    """The api's published ports: the variable that sets each host port -> the container's
+    port (entries of the form "${VAR:-default}:port")."""
+    found = {}
+    for entry in _compose()["api"]["ports"]:
+        match = re.fullmatch(r"\$\{(\w+):-\d+\}:(\d+)", entry)
+        assert match, f"{entry}: a published port changed form: update this test"
+        found[match[1]] = int(match[2])
+    return found
+
+
+def test_the_api_publishes_the_grpc_port_it_serves_on():
+    grpc = int(_api_setting("grpc_port"))
+    assert _published()["GRPC_PORT"] == grpc
+    assert re.search(rf"^EXPOSE .*\b{grpc}\b", (ROOT / "service/Dockerfile").read_text(), re.M)
+
+
+def test_the_apis_health_check_probes_the_http_port_it_publishes():
+    check = " ".join(_compose()["api"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{_published()['API_PORT']}/readyz" in check

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 import yaml
 
+from service.settings import PREFIX, Settings
 from tests.helpers import ROOT
 
 KUBECTL = shutil.which("kubectl")
@@ -98,3 +99,20 @@ def test_the_gpu_overlay_asks_for_a_gpu_and_insists_on_it(objects):
     else:
         assert "nvidia.com/gpu" not in api["resources"]["limits"]
         assert "MNIST_REQUIRE_GPU" not in env
+
+
+def test_the_grpc_port_is_named_served_and_left_to_the_http_probes(objects):
+    """The pod's `grpc` port is the one its gRPC server binds (its MNIST_GRPC_PORT, else
+    the setting's default), the Service forwards to it by name, and every probe stays on
+    HTTP: /readyz covers both transports."""
+    _, docs = objects
+    api = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in api["env"]}
+    served = int(env.get(PREFIX + "GRPC_PORT", Settings.model_fields["grpc_port"].default))
+    ports = {p["name"]: p for p in api["ports"]}
+    assert ports["grpc"]["containerPort"] == served
+    service = {p["name"]: p for p in docs["Service"]["spec"]["ports"]}
+    assert service["grpc"]["targetPort"] == "grpc"
+    assert service["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert api[probe]["httpGet"]["port"] == "http", probe

@@ -27,6 +27,13 @@ def _proxy_cfg() -> str:
     return (SWARM / "proxy/haproxy.cfg").read_text()
 
 
+def _section(header: str) -> str:
+    """One section of haproxy.cfg (e.g. "backend grpc"): its indented lines."""
+    found = re.search(rf"^{header}\n((?:[ \t].*\n|\n)*?)(?=\S|\Z)", _proxy_cfg(), re.M)
+    assert found, f"haproxy.cfg has no section {header!r}: update this test"
+    return found[1]
+
+
 def _seconds(duration: str) -> float:
     return float(re.fullmatch(r"(\d+)s", duration).group(1))  # type: ignore[union-attr]
 
@@ -66,12 +73,39 @@ def test_the_stack_and_the_proxy_check_the_port_and_path_the_service_serves():
     assert f"EXPOSE {port[1]}" in image_check and f":{port[1]}{path[1]}'" in image_check
 
 
+def test_the_stack_publishes_every_frontend_of_the_proxy():
+    binds = {int(port) for port in re.findall(r"^\s+bind :(\d+)", _proxy_cfg(), re.M)}
+    assert binds == {int(p["target"]) for p in _stack()["proxy"]["ports"]}
+    expose = re.search(r"^EXPOSE (.*)$", (SWARM / "proxy/Dockerfile").read_text(), re.M)
+    assert expose and set(map(int, expose[1].split())) == binds
+
+
+def test_the_proxy_carries_grpc_over_http2_to_the_replicas_grpc_port():
+    frontend, grpc, api = (_section(s) for s in ("frontend grpc", "backend grpc",
+                                                   "backend api"))
+    assert re.search(r"^\s+bind :\d+ proto h2$", frontend, re.M)
+    assert re.search(r"^\s+default_backend grpc$", frontend, re.M)
+    port = re.search(r"server-template grpc \d+ tasks\.api:(\d+)", grpc)
+    assert port and int(port[1]) == _api_setting("grpc_port")
+    assert re.search(r"^\s+default-server proto h2 ", grpc, re.M)
+    # Its pool follows the HTTP pool's check: the same path and timing, over HTTP/1.1 on
+    # the HTTP port (a draining replica fails /readyz; its gRPC server has no check).
+    http_port = re.search(r"server-template api \d+ tasks\.api:(\d+)", api)
+    path = re.search(r"option httpchk GET (\S+)", api)
+    assert http_port and path, "the api backend changed: update this test"
+    assert f" check port {http_port[1]} " in grpc and "http-check connect proto h1" in grpc
+    assert f"http-check send meth GET uri {path[1]}\n" in grpc
+    assert "http-check expect status 200" in api and "http-check expect status 200" in grpc
+    timing = [re.search(r"inter .*", section)[0] for section in (api, grpc)]  # type: ignore[index]
+    assert timing[0] == timing[1]
+
+
 def test_a_stopping_replica_fails_the_proxys_check_before_it_stops_serving():
-    check = re.search(r"default-server check inter (\d+)s .*fall (\d+)", _proxy_cfg())
-    assert check, "the proxy's health check changed: update this test"
-    inter, fall = map(int, check.groups())
-    # A check may be under way when the drain starts: one interval more, and a margin.
-    assert _api_setting("drain_s") >= inter * (fall + 1) + 1
+    checks = re.findall(r"default-server .*check .*inter (\d+)s .*fall (\d+)", _proxy_cfg())
+    assert len(checks) == 2, "the proxy's health checks changed: update this test"
+    for inter, fall in checks:  # the HTTP and the gRPC pools
+        # A check may be under way when the drain starts: one interval more, and a margin.
+        assert _api_setting("drain_s") >= int(inter) * (int(fall) + 1) + 1
     cmd = (ROOT / "service/Dockerfile").read_text()
     assert re.search(r'^CMD \["python", "-m", "service\.drain", "--"', cmd, re.M)
 
@@ -94,6 +128,11 @@ def test_the_api_is_reached_only_through_the_proxy_and_its_limits():
     assert limit, "the proxy's header limit changed: update this test"
     # The proof's oversized header must be over the limit, to see it refused.
     assert int(limit[1]) < _e2e().BIG_HEADER_BYTES
+    # gRPC calls get the same limit, and the same timeouts: the defaults' only.
+    for frontend in ("frontend http", "frontend grpc"):
+        assert limit[0] in _section(frontend), frontend
+    for section in ("frontend http", "frontend grpc", "backend api", "backend grpc"):
+        assert "timeout " not in _section(section), section
 
 
 def _mib(size: str) -> float:
@@ -112,6 +151,12 @@ def test_the_proxy_can_resend_a_photo_upload_and_its_buffers_fit_its_memory():
     # busy must stay well inside the container's limit.
     limit = _mib(_stack()["proxy"]["deploy"]["resources"]["limits"]["memory"])
     assert 12 + maxconn * bufsize / 2**20 <= 0.8 * limit
+    # A gRPC connection carries several calls at once: the frontends' connections, gRPC's
+    # times its streams, are at most maxconn requests in flight.
+    http_conns, grpc_conns = (int(re.search(r"maxconn (\d+)", _section(f"frontend {f}"))[1])
+                              for f in ("http", "grpc"))
+    streams = int(re.search(r"tune\.h2\.max-concurrent-streams (\d+)", cfg)[1])
+    assert http_conns + grpc_conns * streams <= maxconn
 
 
 def test_every_container_is_locked_down():
@@ -152,6 +197,9 @@ def test_the_stopped_replicas_slot_from_the_proxys_log():
     t_stop = e2e._stamp("2026-01-01T12:00:10.000000000Z x")
     lines = [
         "2026-01-01T11:50:00.000000000Z api/api3 changed its IP from (none) to 10.0.1.7 by "
+        "DNS cache.",
+        # The same replica in the gRPC pool: another slot, not the one the HTTP log names.
+        "2026-01-01T11:50:00.000000000Z grpc/grpc5 changed its IP from (none) to 10.0.1.7 by "
         "DNS cache.",
         '2026-01-01T12:00:11.000000000Z 10.0.0.2 [..] http api/api3 0/0/1/2/3 200 "POST '
         '/predict HTTP/1.1"',

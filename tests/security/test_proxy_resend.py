@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import http.client
 import re
-import shutil
 import socket
 import socketserver
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,11 +27,10 @@ from collections.abc import Iterator
 import pytest
 
 from clients.server_process import free_port
-from tests.helpers import ROOT
+from tests.deploy.proxy_image import PROXY, running_proxy, skip_without_docker
 
 pytestmark = pytest.mark.slow
 
-PROXY = ROOT / "deploy/swarm/proxy"
 IMAGE = "mnist-proxy:resend-test"
 PHOTO_BYTES = 270_000  # a 1024x1024 JPEG of a digit on paper, multipart-encoded
 
@@ -97,6 +94,8 @@ class Replicas:
 def proxy_config(frontend: int, ports: list[int]) -> str:
     """deploy/swarm/proxy/haproxy.cfg with loopback addresses instead of Swarm's DNS."""
     cfg = (PROXY / "haproxy.cfg").read_text()
+    # Without the gRPC frontend and backend (tests/deploy/test_proxy_grpc.py runs them).
+    cfg = re.sub(r"\n(frontend|backend) grpc\n.*?\n\n", "\n", cfg, flags=re.S)
     servers = "\n    ".join(f"server api{i} 127.0.0.1:{p}" for i, p in enumerate(ports))
     cfg, n = re.subn(r"server-template api \d+ tasks\.api:3000", servers, cfg)
     assert n == 1, "the backend's server-template line changed: update this test"
@@ -109,32 +108,18 @@ def proxy_config(frontend: int, ports: list[int]) -> str:
 def proxy(tmp_path_factory) -> Iterator[tuple[int, Replicas]]:
     """HAProxy (the proxy image's binary, this checkout's configuration) on a loopback
     port, in front of two stand-in replicas: (its port, the replicas)."""
-    if shutil.which("docker") is None or subprocess.run(
-            ["docker", "info"], capture_output=True).returncode:
-        pytest.skip("Docker is not available: HAProxy runs from the proxy image")
-    if subprocess.run(["docker", "image", "inspect", "python:3.11-slim"],
-                      capture_output=True).returncode:
-        pytest.skip("no python:3.11-slim image to build the proxy image from")
-    build = subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(PROXY)],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr  # the image refuses a config HAProxy would
+    skip_without_docker()
     replicas, port = Replicas(), free_port()
-    cfg = tmp_path_factory.mktemp("proxy") / "haproxy.cfg"
-    cfg.write_text(proxy_config(port, replicas.ports))
-    cfg.chmod(0o644)
-    name = f"mnist-resend-test-{port}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "host",
-                    "-v", f"{cfg}:/etc/haproxy/haproxy.cfg:ro", IMAGE],
-                   check=True, capture_output=True)
     try:
-        deadline = time.monotonic() + 30
-        while _get(port, "/proxy/health") != 200:
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.2)
-        time.sleep(1.5)  # both replicas checked
-        yield port, replicas
+        with running_proxy(proxy_config(port, replicas.ports), IMAGE,
+                           tmp_path_factory.mktemp("proxy")):
+            deadline = time.monotonic() + 30
+            while _get(port, "/proxy/health") != 200:
+                assert time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.2)
+            time.sleep(1.5)  # both replicas checked
+            yield port, replicas
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         for server in replicas.servers:
             server.shutdown()
 
