@@ -49,10 +49,18 @@ class DrainMarker:
         return self._draining
 
 
+# The readiness checks a drain fails, with the body each answers then: BentoML's, and the
+# Open Inference Protocol's (whose clients read the status; gRPC's ServerReady follows the
+# same marker in service/oip_grpc.py).
+NOT_READY = {"/readyz": (b"text/plain; charset=utf-8", b"draining\n"),
+             "/v2/health/ready": (b"application/json", b'{"ready": false}')}
+
+
 class DrainingReadiness:
-    """ASGI middleware: once the marker exists, /readyz is 503 and every response carries
-    `Connection: close`, so that kept-alive clients (a proxy's pool, a client pinned to
-    this pod by conntrack) reconnect, to a replica that is not going away."""
+    """ASGI middleware: once the marker exists, the readiness checks (NOT_READY) are 503
+    and every response carries `Connection: close`, so that kept-alive clients (a proxy's
+    pool, a client pinned to this pod by conntrack) reconnect, to a replica that is not
+    going away."""
 
     def __init__(self, app: ASGIApp, marker: str | None = None) -> None:
         self.app = app
@@ -62,11 +70,12 @@ class DrainingReadiness:
         if scope["type"] != "http" or not self.draining():
             await self.app(scope, receive, send)
             return
-        if scope["path"] == "/readyz":
+        if scope["path"] in NOT_READY:
+            content_type, body = NOT_READY[scope["path"]]
             await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                        "headers": [(b"content-type", content_type),
                                     (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": b"draining\n"})
+            await send({"type": "http.response.body", "body": body})
             return
 
         async def closing(message: Message) -> None:

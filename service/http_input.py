@@ -71,6 +71,15 @@ async def _body_deadline(seconds: float) -> AsyncIterator[None]:
             from None
 
 
+def _check_encoding(request: Request) -> None:
+    """A compressed body is refused by name (415): read as it is, it would fail later with
+    a message about its JSON or its multipart structure that misleads."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMedia(f"Content-Encoding {echo(encoding)} is not supported: send "
+                               "the body uncompressed")
+
+
 def _check_declared_length(request: Request, limit: int, what: str | None = None) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -112,6 +121,7 @@ async def read_body(request: Request, limits: Settings, *, largest_valid: int, k
     limit, what = limits.max_body_bytes, None
     if largest_valid < limit:
         limit, what = largest_valid, f"larger than any valid {kind} ({largest_valid} bytes)"
+    _check_encoding(request)
     _check_declared_length(request, limit, what)
     async with _body_deadline(limits.body_timeout_s):
         body = b"".join([c async for c in _limited(request, limit, what)])
@@ -162,6 +172,7 @@ async def read_files(request: Request, field: str, max_files: int,
         raise UnsupportedMedia(f"expected multipart/form-data with a file field {field!r}, "
                                f"got {echo(mt) if mt else 'no content type'}")
     limit = limits.max_body_bytes
+    _check_encoding(request)
     _check_declared_length(request, limit)
     parser = _FilePartsParser(request.headers, _limited(request, limit),
                              max_files=max_files + OTHER_FILES,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ CONFIG_TYPES = {"FP32": "TYPE_FP32", "UINT8": "TYPE_UINT8"}
 # The binary tensor data extension: the JSON's length, before the tensors' bytes.
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_SIZE, BINARY, BINARY_OUTPUT = "binary_data_size", "binary_data", "binary_data_output"
+CLASSIFICATION = "classification"  # an output parameter of an extension we do not serve
 
 
 def body_limit(max_batch: int) -> int:
@@ -210,16 +212,21 @@ def _outputs(req: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
     chosen: dict[str, bool] = {}
     for out in wanted:
         out = _object(out, "an output")
-        name = check_output(out.get("name"))
+        parameters = out.get("parameters")
+        name = check_output(out.get("name"), parameters if isinstance(parameters, dict) else ())
         chosen.setdefault(name, _flag(out.get("parameters"), BINARY, default_binary))
     return tuple(chosen.items())
 
 
-def check_output(name: Any) -> str:
-    """A requested output's name: one of the model's outputs, or a BadRequest."""
+def check_output(name: Any, parameters: Collection[str] = ()) -> str:
+    """A requested output's name: one of the model's outputs, or a BadRequest; so is an
+    extension we do not serve (classification: the client would get the tensor instead)."""
     if name not in OUTPUTS:
         raise BadRequest(f"unknown output {echo(name)}: the model's outputs are "
                          f"{', '.join(OUTPUTS)}")
+    if CLASSIFICATION in parameters:
+        raise BadRequest(f"output {name!r}: the {CLASSIFICATION} extension is not served; "
+                         "ask for 'probabilities' and take its top classes")
     return str(name)
 
 

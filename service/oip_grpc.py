@@ -159,7 +159,8 @@ class Calls:
         version = self._served_version(request.model_name, request.model_version)
         limits = self.service.settings
         pixels = pixels_of(request, limits.max_batch)
-        names = [oip.check_output(out.name) for out in request.outputs] or oip.OUTPUTS
+        names = [oip.check_output(out.name, out.parameters)
+                 for out in request.outputs] or oip.OUTPUTS
         asked = oip.InferRequest(pixels, tuple((name, True) for name in dict.fromkeys(names)),
                                  oip.check_id(request.id, limits.oip_max_id_chars) or None)
         answer, raw = oip.infer_response(asked, await self.service.logits(pixels), version)

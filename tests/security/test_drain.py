@@ -222,6 +222,18 @@ def test_the_middleware_fails_readiness_and_closes_connections_once_marked(tmp_p
     assert asyncio.run(_call(app, "/readyz"))[0] == 503
 
 
+def test_the_oip_readiness_check_fails_with_the_drain_too(tmp_path):
+    """OIP clients (Triton's, KServe's) ask /v2/health/ready: it fails with /readyz, as
+    gRPC's ServerReady does."""
+    marker = tmp_path / "draining"
+    app = DrainingReadiness(_ok, marker=str(marker))
+    assert asyncio.run(_call(app, "/v2/health/ready"))[0] == 200
+    marker.touch()
+    status, headers, body = asyncio.run(_call(app, "/v2/health/ready"))
+    assert (status, body) == (503, b'{"ready": false}')
+    assert headers[b"content-type"] == b"application/json"
+
+
 def test_without_a_supervisor_the_middleware_changes_nothing(monkeypatch):
     monkeypatch.delenv(MARKER_ENV, raising=False)
     status, headers, _ = asyncio.run(_call(DrainingReadiness(_ok), "/readyz"))

@@ -73,6 +73,13 @@ def _infer(datatype="FP32", shape=(1, 28, 28), raw: bytes | None = None, name=MO
     return request.SerializeToString()
 
 
+def _classification() -> bytes:
+    """An output asked for as classes: an extension not served."""
+    request = protocol().message("ModelInferRequest").FromString(_infer())
+    request.outputs.add(name="probabilities").parameters["classification"].int64_param = 3
+    return request.SerializeToString()
+
+
 def _fp32(value: float, n: int = 1) -> bytes:
     return np.full((n, 28, 28), value, "<f4").tobytes()
 
@@ -91,6 +98,7 @@ HOSTILE = {
     "not a message": (b"\xff" * 64, Code.INVALID_ARGUMENT),
     "an id longer than echoed": (_infer(id="x" * 5000), Code.INVALID_ARGUMENT),
     "a huge message": (_infer(raw=bytes(16 * 1024 * 1024)), Code.RESOURCE_EXHAUSTED),
+    "an extension not served": (_classification(), Code.INVALID_ARGUMENT),
 }
 
 

@@ -206,3 +206,11 @@ def test_a_pixels_body_arrives_within_the_body_timeout(client):
     request = Request({"type": "http", "method": "POST", "path": "/", "query_string": b"",
                        "headers": [(b"content-type", b"application/json")]}, never)
     assert _status(client, read_pixels, request, Settings(body_timeout_s=0.05)) == 408
+
+
+def test_a_compressed_upload_is_refused_by_its_encoding(client, test_digits):
+    import gzip
+
+    resp = client.post("/predict", content=gzip.compress(b"anything"), headers={
+        "Content-Encoding": "gzip", "Content-Type": "multipart/form-data; boundary=x"})
+    assert_error(resp, 415, "Content-Encoding 'gzip'")

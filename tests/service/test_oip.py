@@ -257,3 +257,17 @@ def test_tritonclient_sees_a_live_ready_server_and_infers_real_digits(server, tr
     pixels.set_data_from_numpy(x)  # the client's defaults: binary in, every output binary
     result = client.infer(MODEL_NAME, [pixels], model_version=version)
     assert np.mean(result.as_numpy("logits").argmax(1) == y) == np.mean(offline.argmax(1) == y)
+
+
+def test_an_extension_not_served_is_refused_by_name(client, test_digits):
+    """classification would otherwise answer the FP32 tensor to a client that asked for
+    classes; a compressed body would fail as 'not valid JSON'."""
+    import gzip
+
+    body = _request(test_digits[0][:1].astype(int).tolist(), outputs=[
+        {"name": "probabilities", "parameters": {"classification": 3}}])
+    resp = client.post(INFER, content=body)
+    assert resp.status_code == 400 and "classification" in resp.json()["error"]
+    resp = client.post(INFER, content=gzip.compress(_request(ZEROS)),
+                       headers={"Content-Encoding": "gzip"})
+    assert resp.status_code == 415 and "gzip" in resp.json()["error"]
