@@ -13,92 +13,52 @@ header limit of the HTTP frontend must hold on the gRPC one too.
 
 from __future__ import annotations
 
-import http.server
 import re
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from clients.server_process import free_port
 from core.contract import MODEL_NAME
 from tests.deploy.proxy_image import PROXY, running_proxy, skip_without_docker
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
 IMAGE = "mnist-proxy:grpc-test"
-BIG_METADATA_BYTES = 20 * 1024  # over the proxy's header limit
+BIG_METADATA_BYTES = 20 * 1024  # over the proxy's header limit (under the stand-in's)
 
 
-@dataclass
 class Replica:
-    """One stand-in replica: /readyz on HTTP (200, or 503 while `ready` is False) and the
-    OIP gRPC service, whose ModelInfer answers with this replica's name as the model
-    version (so that a test sees which replica a call reached)."""
+    """A stand-in replica (tests/deploy/standin_replica.py) in a process of its own: its
+    name, which ModelInfer answers as the model version; its ports; `ready`, which
+    /readyz follows."""
 
-    name: str
-    ready: bool = True
-    calls: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._readyz())
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-        self.grpc, self.grpc_port = self._grpc_server()
-
-    def _readyz(self) -> type[http.server.BaseHTTPRequestHandler]:
-        replica = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802  (the stdlib's name)
-                ok = self.path == "/readyz" and replica.ready
-                self.send_response(200 if ok else 503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                """Checks come every second: no line for each."""
-
-        return Handler
-
-    def _grpc_server(self):
-        import grpc
-        from tritonclient.grpc import service_pb2, service_pb2_grpc
-
-        replica = self
-
-        class Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
-            def ServerReady(self, request, context):  # noqa: N802  (the protocol's names)
-                return service_pb2.ServerReadyResponse(ready=True)
-
-            def ModelReady(self, request, context):  # noqa: N802
-                if request.name != MODEL_NAME:
-                    context.abort(grpc.StatusCode.NOT_FOUND, f"unknown model {request.name!r}")
-                return service_pb2.ModelReadyResponse(ready=True)
-
-            def ModelInfer(self, request, context):  # noqa: N802
-                replica.calls.append(request.id)
-                return service_pb2.ModelInferResponse(
-                    model_name=request.model_name, model_version=replica.name, id=request.id)
-
-        # Metadata up to 64 KiB (gRPC's default is 8 KiB): the proxy's limit is tested.
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                             options=[("grpc.max_metadata_size", 64 * 1024)])
-        service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        return server, port
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name, self.down = name, folder / f"{name}.down"
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.deploy.standin_replica",
+                                      name, str(self.down)], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout
+        self.http_port, self.grpc_port = map(int, self.proc.stdout.readline().split())
 
     @property
-    def http_port(self) -> int:
-        return int(self.http.server_address[1])
+    def ready(self) -> bool:
+        return not self.down.exists()
+
+    @ready.setter
+    def ready(self, ready: bool) -> None:
+        if ready:
+            self.down.unlink(missing_ok=True)
+        else:
+            self.down.touch()
 
     def stop(self) -> None:
-        self.grpc.stop(0)
-        self.http.shutdown()
+        self.proc.communicate(timeout=30)  # closes its stdin: it exits
 
 
 def proxy_config(http_port: int, grpc_port: int, replicas: list[Replica]) -> str:
@@ -128,12 +88,13 @@ def proxy(tmp_path_factory) -> Iterator[tuple[str, list[Replica]]]:
     stand-in replicas: (its gRPC address, the replicas)."""
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
     skip_without_docker()
-    replicas = [Replica("r0"), Replica("r1")]
+    folder = tmp_path_factory.mktemp("proxy")
+    replicas = [Replica("r0", folder), Replica("r1", folder)]
     http_port, grpc_port = free_port(), free_port()
     address = f"127.0.0.1:{grpc_port}"
     try:
         with running_proxy(proxy_config(http_port, grpc_port, replicas), IMAGE,
-                           tmp_path_factory.mktemp("proxy")) as name:
+                           folder) as name:
             try:
                 _wait_until_both_serve(address, replicas)
                 yield address, replicas
