@@ -188,3 +188,21 @@ def psi(live: np.ndarray | tuple[float, ...], reference: np.ndarray | tuple[floa
     p = np.maximum(np.asarray(live, float), PSI_FLOOR)
     q = np.maximum(np.asarray(reference, float), PSI_FLOOR)
     return float(((p - q) * np.log(p / q)).sum())
+
+
+def ks(live: np.ndarray | tuple[float, ...], reference: np.ndarray | tuple[float, ...]) -> float:
+    """The largest gap between two cumulative distributions over the same buckets
+    (a Kolmogorov-Smirnov distance on bucketed data), from their per-bucket shares."""
+    return float(np.abs(np.cumsum(live) - np.cumsum(reference)).max())
+
+
+# What drifts, each with the distance it is measured by and the distance that is drift:
+# the predicted-digit mix by PSI (0.2: the usual "significant shift"), every histogram by
+# KS on its buckets. A distance is a score of 1 at its threshold.
+SIGNALS = ("digit_mix", "confidence", "entropy", *STATS)
+DRIFT_THRESHOLDS: dict[str, float] = {"digit_mix": 0.2, **{s: 0.25 for s in SIGNALS[1:]}}
+# Fewer answers than this in a window say nothing: sampling noise alone makes the PSI of
+# n answers from the reference mix about 9 / n.
+MIN_ANSWERS = 200
+# More low-confidence answers than this many times the reference's share is a rise.
+LOW_CONFIDENCE_RISE = 3.0

@@ -76,3 +76,21 @@ def test_a_profile_survives_its_file(tmp_path) -> None:
 def test_a_profile_of_another_format_is_refused() -> None:
     with pytest.raises(ValueError, match="format"):
         p.from_dict({"format": 0})
+
+
+def test_ks_is_the_largest_gap_between_cumulative_shares() -> None:
+    assert p.ks((0.5, 0.5, 0.0), (0.0, 0.5, 0.5)) == pytest.approx(0.5)
+    assert p.ks((0.2, 0.8), (0.2, 0.8)) == 0.0
+
+
+def test_every_signal_has_a_threshold() -> None:
+    assert set(p.DRIFT_THRESHOLDS) == set(p.SIGNALS)
+
+
+def test_in_distribution_noise_stays_under_the_thresholds_at_min_answers() -> None:
+    rng = np.random.default_rng(1)
+    reference = np.full(10, 0.1)
+    draws = [np.bincount(rng.integers(0, 10, p.MIN_ANSWERS), minlength=10) / p.MIN_ANSWERS
+             for _ in range(200)]
+    worst = max(p.psi(d, reference) for d in draws)
+    assert worst < p.DRIFT_THRESHOLDS["digit_mix"]
