@@ -18,14 +18,17 @@ from core.data import resolve
 from core.png import encode_png
 
 
-def multipart(field: str, files: list[bytes], filename: str = "digit.png") -> tuple[bytes, str]:
-    """(body, content type) of a multipart/form-data request with `files` under `field`."""
+def multipart(field: str, files: list[bytes], filename: str = "digit.png",
+              content_type: str = "image/png") -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data request with `files` under `field`,
+    each part of `content_type`."""
     boundary = uuid.uuid4().hex
     parts = []
     for data in files:
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'.encode() + data + b"\r\n")
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+            + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
