@@ -31,7 +31,7 @@ LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
+	compose-e2e monitoring-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
 	ci-train clean
 
 help:  ## list the targets
@@ -88,6 +88,11 @@ soak: setup  ## 3 min, 16 users, mixed endpoints, every answer checked, memory s
 
 compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Docker is there)
 	bash docker/e2e.sh
+
+MONITORING_E2E_ARGS ?=
+
+monitoring-e2e: setup  ## drift alerts on a real Prometheus: none in distribution, MnistDrift on each shifted stream (after compose-e2e)
+	PYTHONPATH=$(CURDIR) $(BIN)/python docker/monitoring_e2e.py $(MONITORING_E2E_ARGS)
 
 API_REPLICAS ?= 2
 SWARM_PORT ?= 8080
