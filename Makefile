@@ -31,8 +31,8 @@ LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e monitoring-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
-	ci-train clean
+	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
+	ci-train clean prometheus-rules
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -90,6 +90,7 @@ compose-e2e:  ## the whole container procedure, checked (used by .ci/run when Do
 	bash docker/e2e.sh
 
 MONITORING_E2E_ARGS ?=
+.PHONY: monitoring-e2e
 
 monitoring-e2e: setup  ## drift alerts on a real Prometheus: none in distribution, MnistDrift on each shifted stream (after compose-e2e)
 	PYTHONPATH=$(CURDIR) $(BIN)/python docker/monitoring_e2e.py $(MONITORING_E2E_ARGS)
@@ -109,6 +110,9 @@ swarm-down:  ## Swarm: remove the stack (and the swarm, only if swarm-up created
 
 swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Locust; PASS/FAIL
 	$(BIN)/python deploy/swarm/e2e.py $(SWARM_E2E_ARGS)
+
+prometheus-rules: setup  ## regenerate deploy/prometheus's configurations and rules, and docs/monitoring.md's tables
+	$(BIN)/python -m deploy.prometheus --write
 
 test: setup kserve-venv  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -130,7 +134,8 @@ fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECON
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy fuzz
-	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py fuzz
+	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py \
+	  deploy/prometheus fuzz
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is
