@@ -67,6 +67,7 @@ def model_alerts() -> list[dict[str, Any]]:
 def service_alerts() -> list[dict[str, Any]]:
     """The service's health: server errors, p99 latency of the answers, a replica down."""
     up = f'up{{job="{JOB}"}}'
+    replica = '{{ or $labels.instance "no replica found" }}'  # absent(): no instance
     p99_s = SLO().p99_ms / 1000
     return [
         _alert("MnistHighErrorRate", f"{ERROR_RATIO} > {number(SLO().max_fail_ratio)}",
@@ -79,9 +80,9 @@ def service_alerts() -> list[dict[str, Any]]:
                f"Over the last {WINDOW}, the p99 latency of {{{{ $labels.endpoint }}}} is "
                f"{{{{ $value | humanizeDuration }}}}: the SLO is {number(p99_s)} s."),
         _alert("MnistReplicaDown", f"{up} == 0\nor\nabsent({up})",
-               "An api replica is down ({{ $labels.instance }})",
-               "Prometheus cannot scrape {{ $labels.instance }} (or finds no replica at "
-               "all): it is down, not ready to answer, or unreachable."),
+               f"An api replica is down: {replica}",
+               "Prometheus cannot scrape this api replica, or finds none at all: down, "
+               "not ready to answer, or unreachable."),
     ]
 
 

@@ -148,7 +148,9 @@ def service_rules() -> list[dict[str, Any]]:
     durations = ("bentoml_service_request_duration_seconds_bucket"
                  f'{{endpoint=~"{PREDICT_ENDPOINTS}"}}')
     return [
-        _record(ERROR_RATIO, f"sum by (job) (rate({errors}[{WINDOW}]))\n"
+        # No server error yet has no series: the ratio is 0, not missing.
+        _record(ERROR_RATIO, f"(sum by (job) (rate({errors}[{WINDOW}]))\n"
+                f"  or 0 * sum by (job) (rate({requests}[{WINDOW}])))\n"
                 f"  / (sum by (job) (rate({requests}[{WINDOW}])) > 0)"),
         _record(P99, "histogram_quantile(0.99, sum by (job, endpoint, le) (rate(\n"
                 f"  {durations}[{WINDOW}])))"),
