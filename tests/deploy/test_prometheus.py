@@ -76,6 +76,12 @@ def test_promtool_accepts_each_configuration_and_its_rules(promtool, name):
     assert f"SUCCESS: {len(_rules())} rules found" in out
 
 
+def test_promtool_finds_the_rules_valid_and_free_of_duplicates(promtool):
+    out = _run(promtool, "check", "rules", "--lint=duplicate-rules", "--lint-fatal",
+               config.RULE_FILE)
+    assert f"SUCCESS: {len(_rules())} rules found" in out
+
+
 def test_promtool_passes_the_rules_unit_tests(promtool):
     out = _run(promtool, "test", "rules", *UNIT_TESTS)
     assert out.count("SUCCESS") == len(UNIT_TESTS)
