@@ -31,7 +31,8 @@ from core.profile import (
     psi,
 )
 from deploy.prometheus import config, generated
-from deploy.prometheus.rules import FOR, HISTOGRAMS, SERVICE_METRICS
+from deploy.prometheus.alerts import FOR
+from deploy.prometheus.rules import HISTOGRAMS, SERVICE_METRICS
 from service.metrics import NAMESPACE
 from tests.helpers import ROOT
 
