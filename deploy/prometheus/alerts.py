@@ -16,12 +16,9 @@ from deploy.prometheus.config import JOB
 from deploy.prometheus.rules import (
     ANSWERS,
     ERROR_RATIO,
-    FOR,
     LOW_SHARE,
     P99,
     REF_LOW_SHARE,
-    RUNBOOK,
-    SEVERITY,
     WINDOW,
     drift_rules,
     live_rules,
@@ -31,6 +28,13 @@ from deploy.prometheus.rules import (
 )
 from load_tests.slo import SLO
 
+# How long a condition must hold before its alert fires: the model's answers are judged
+# quickly (a window already averages them), the service's health over longer.
+FOR = {"MnistDrift": "1m", "MnistLowConfidenceRise": "1m", "MnistNoReference": "1m",
+       "MnistReplicaDown": "1m", "MnistHighErrorRate": "5m", "MnistHighLatencyP99": "5m"}
+SEVERITY = {"MnistReplicaDown": "critical", "MnistHighErrorRate": "critical",
+            "MnistNoReference": "info"}  # the others: warning
+RUNBOOK = "docs/monitoring.md"  # each alert's runbook line is its heading there
 ENOUGH_ANSWERS = f"on(model_version) ({ANSWERS} >= {MIN_ANSWERS})"
 
 
@@ -67,6 +71,7 @@ def model_alerts() -> list[dict[str, Any]]:
 def service_alerts() -> list[dict[str, Any]]:
     """The service's health: server errors, p99 latency of the answers, a replica down."""
     up = f'up{{job="{JOB}"}}'
+    replica = '{{ or $labels.instance "no replica found" }}'  # absent(): no instance
     p99_s = SLO().p99_ms / 1000
     return [
         _alert("MnistHighErrorRate", f"{ERROR_RATIO} > {number(SLO().max_fail_ratio)}",
@@ -79,9 +84,9 @@ def service_alerts() -> list[dict[str, Any]]:
                f"Over the last {WINDOW}, the p99 latency of {{{{ $labels.endpoint }}}} is "
                f"{{{{ $value | humanizeDuration }}}}: the SLO is {number(p99_s)} s."),
         _alert("MnistReplicaDown", f"{up} == 0\nor\nabsent({up})",
-               "An api replica is down ({{ $labels.instance }})",
-               "Prometheus cannot scrape {{ $labels.instance }} (or finds no replica at "
-               "all): it is down, not ready to answer, or unreachable."),
+               f"An api replica is down: {replica}",
+               "Prometheus cannot scrape this api replica, or finds none at all: down, "
+               "not ready to answer, or unreachable."),
     ]
 
 

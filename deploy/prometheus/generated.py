@@ -18,7 +18,7 @@ import yaml
 
 from core.docblocks import replace_block
 from core.profile import DRIFT_THRESHOLDS, LOW_CONFIDENCE_RISE, MIN_ANSWERS, SIGNALS
-from deploy.prometheus.alerts import rule_groups
+from deploy.prometheus.alerts import FOR, SEVERITY, rule_groups
 from deploy.prometheus.config import (
     CONFIGS,
     DNS_REFRESH,
@@ -27,7 +27,7 @@ from deploy.prometheus.config import (
     SCRAPE_INTERVAL,
     config,
 )
-from deploy.prometheus.rules import FOR, SEVERITY, WINDOW, number
+from deploy.prometheus.rules import WINDOW, number
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -61,6 +61,18 @@ def signals_table() -> str:
     return "\n".join(rows)
 
 
+def seconds(duration: str) -> int:
+    """A Prometheus duration of one unit ("15s", "5m", "1h") in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def drift_worst_case_s() -> int:
+    """How long MnistDrift takes at most once the window holds only a drifted stream: the
+    window, its `for:`, a sample's scrape and the rule's evaluation."""
+    return sum(seconds(d) for d in (WINDOW, FOR["MnistDrift"], SCRAPE_INTERVAL,
+                                    EVALUATION_INTERVAL))
+
+
 def timing_table() -> str:
     rows = ["| what | value |", "|---|---|",
             f"| scrape interval | {SCRAPE_INTERVAL} |",
@@ -69,7 +81,9 @@ def timing_table() -> str:
             f"| window of every rate, share and distance | {WINDOW} |",
             f"| answers a window needs to be judged (`MIN_ANSWERS`) | {MIN_ANSWERS} |",
             f"| low-confidence rise: over the reference's share times | "
-            f"{number(LOW_CONFIDENCE_RISE)} |"]
+            f"{number(LOW_CONFIDENCE_RISE)} |",
+            "| `MnistDrift` at the latest, once the window holds only drifted answers | "
+            f"{drift_worst_case_s() // 60} min {drift_worst_case_s() % 60} s |"]
     return "\n".join(rows)
 
 
