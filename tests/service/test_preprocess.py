@@ -8,8 +8,8 @@ from PIL import Image
 
 from benchmarks.bombs import png_bomb
 from clients.uploads import UPLOAD_STYLES, png
-from service.errors import InputError
 from core.profile import placement
+from service.errors import InputError
 from service.preprocess import decode, ink_on_black, laid_out, mnist_layout, to_model_input
 from service.settings import Settings
 
