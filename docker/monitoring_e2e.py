@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -44,8 +43,10 @@ import numpy as np
 
 from core.data import load_idx_folder
 from core.profile import MIN_ANSWERS
+from deploy.prometheus.alerts import FOR
 from deploy.prometheus.config import EVALUATION_INTERVAL, SCRAPE_INTERVAL
-from deploy.prometheus.rules import ANSWERS, FOR, WINDOW
+from deploy.prometheus.generated import seconds
+from deploy.prometheus.rules import ANSWERS, WINDOW
 from load_tests.shifts import SIGNAL, STREAMS, Request, requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,18 +57,9 @@ UP_TIMEOUT_S = 600  # training included
 # A shorter training than the default: what the proof shows does not depend on the last
 # tenth of a percent of accuracy, and the default's epochs would take most of its budget.
 TRAIN_EPOCHS = 10
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 # The in-distribution Locust run shares the CPUs with every other stack: its latency is not
 # what this proves, so its p99 gate is loose (its failure and accuracy gates stand).
 LOCUST_P99_MS = 5000
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus duration ("15s", "1m", "1h30m") in seconds."""
-    parts = re.findall(r"(\d+)(ms|s|m|h)", duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(n) * UNITS[u] for n, u in parts)
 
 
 @dataclass(frozen=True)

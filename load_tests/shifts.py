@@ -2,6 +2,7 @@
 drift proof (`make monitoring-e2e`).
 
     python -m load_tests.shifts            # each stream: what it sends, how many requests
+    python -m load_tests.shifts --write    # their table in docs/monitoring.md
 
 A production service meets inputs its model was never trained for, and keeps answering
 200. Each stream here stands for one such client; every request in it is one the service
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -33,7 +36,16 @@ SIGNAL = {"class_mix": "digit_mix", "inverted": "ink", "thin_strokes": "stroke_w
 MOVES = {"class_mix": ("digit_mix", "ink"),
          "inverted": ("ink", "digit_mix", "stroke_width", "scale", "shift"),
          "thin_strokes": ("stroke_width", "ink", "scale"),
-         "rotated_photos": ("confidence", "entropy")}
+         "rotated_photos": ("confidence", "entropy", "scale", "shift")}
+# Who sends each stream in production, and where to (the docs' table: `--write`).
+CLIENT = {"class_mix": "a form field of years: only ones and sevens, as PNG uploads",
+          "inverted": "a client sending its raw tensor the way paper looks, black on white",
+          "thin_strokes": "the draw page with a 1-pixel brush",
+          "rotated_photos": "phone photos: the digit turned 30 to 60 degrees on grey grainy "
+                            "paper, JPEG"}
+ROUTE = {"class_mix": "/predict", "inverted": f"/v2/models/{MODEL_NAME}/infer",
+         "thin_strokes": "/predict", "rotated_photos": "/predict"}
+DOCS, BLOCK = Path(__file__).resolve().parents[1] / "docs/monitoring.md", "shift-streams"
 FORM_DIGITS = (1, 7)  # a form field of years: mostly ones and sevens
 INK_LEVEL = 128  # a thin stroke is drawn where the digit's ink is at least half intensity
 # A phone photo: the digit enlarged, turned by 30 to 60 degrees either way, on grey paper
@@ -124,15 +136,14 @@ def rotated_photos(images: np.ndarray, seed: int = 0) -> list[bytes]:
 def upload(image: bytes, content_type: str = "image/png") -> Request:
     """A file posted to /predict, as the draw page and the upload clients send it."""
     filename = "digit." + content_type.rpartition("/")[2]
-    return Request("/predict", *multipart("image", [image], filename, content_type))
+    return Request(ROUTE["class_mix"], *multipart("image", [image], filename, content_type))
 
 
 def tensor(pixels: np.ndarray) -> Request:
     """One raw tensor posted to the Open Inference Protocol's REST route, UINT8."""
     body = {"inputs": [{"name": CONTRACT.input_name, "datatype": "UINT8",
                         "shape": [1, *pixels.shape], "data": pixels.ravel().tolist()}]}
-    return Request(f"/v2/models/{MODEL_NAME}/infer", json.dumps(body).encode(),
-                   "application/json")
+    return Request(ROUTE["inverted"], json.dumps(body).encode(), "application/json")
 
 
 def requests(stream: str, images: np.ndarray, labels: np.ndarray,
@@ -150,9 +161,23 @@ def requests(stream: str, images: np.ndarray, labels: np.ndarray,
     return builders[stream]()
 
 
+def table() -> str:
+    """The streams as a markdown table (docs/monitoring.md's generated block)."""
+    rows = ["| stream | who sends it | to | MnistDrift must fire with | moves too |",
+            "|---|---|---|---|---|"]
+    rows += [f"| `{s}` | {CLIENT[s]} | `{ROUTE[s]}` | `{SIGNAL[s]}` | "
+             f"{', '.join(f'`{m}`' for m in MOVES[s][1:]) or 'nothing else'} |"
+             for s in STREAMS]
+    return "\n".join(rows)
+
+
 def main() -> None:
     from core.data import resolve
+    from core.docblocks import write_block
 
+    if sys.argv[1:] == ["--write"]:
+        write_block(DOCS, BLOCK, table())
+        return
     digits = resolve(None)
     images, labels = digits.test_images[:500], digits.test_labels[:500]
     for stream in STREAMS:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import core.profile as p
+from core.docblocks import read_block
 from core.png import encode_png
 from load_tests import shifts
 from load_tests.shifts import MOVES, SIGNAL, STREAMS, Request
@@ -75,69 +76,74 @@ def test_the_service_answers_every_request_of_a_stream_200(client, digits, strea
         assert resp.status_code == 200, resp.text
 
 
+def test_the_docs_table_of_streams_is_the_modules() -> None:
+    assert read_block(shifts.DOCS.read_text(), shifts.BLOCK) == shifts.table()
+    assert set(shifts.CLIENT) == set(shifts.ROUTE) == set(MOVES) == set(STREAMS)
+
+
 def _file_of(request: Request) -> bytes:
     """The one file of a multipart upload."""
     part = request.body.split(b"\r\n\r\n", 1)[1]
     return part.rsplit(b"\r\n--", 1)[0]
 
 
-def model_inputs(requests: list[Request]) -> np.ndarray:
-    """What the service feeds the model for each request: the tensor as sent, or the
-    upload after its preprocessing."""
-    from service.preprocess import to_model_input
+def model_inputs(requests: list[Request]) -> tuple[np.ndarray, np.ndarray]:
+    """What the service feeds the model for each request (the tensor as sent, or the
+    upload after its preprocessing) and the placement preprocessing measured ([N, 2],
+    NaN where it left the image as it was), as the service records them."""
+    from service.preprocess import measured_model_batch, open_images, prepare
     from service.settings import Settings
 
     limits = Settings()
-    out = []
+    inputs, measured = [], []
     for request in requests:
-        if request.path == "/predict":
-            out.append(to_model_input(_file_of(request), limits))
-        else:
+        if request.path != "/predict":
             tensor = json.loads(request.body)["inputs"][0]
-            out.append(np.reshape(tensor["data"], tensor["shape"][1:]))
-    return np.stack(out).astype(np.float32)
-
-
-def scores(live: p.Profile, reference: p.Profile) -> dict[str, float]:
-    """Each signal's distance from the reference over its threshold (drift above 1)."""
-    hists = {"confidence": (live.confidence, reference.confidence),
-             "entropy": (live.entropy, reference.entropy),
-             **{s: (live.inputs[s], reference.inputs[s]) for s in p.STATS}}
-    distance = {"digit_mix": p.psi(live.digit_share, reference.digit_share),
-                **{s: p.ks(a.shares, b.shares) for s, (a, b) in hists.items()}}
-    return {s: distance[s] / p.DRIFT_THRESHOLDS[s] for s in p.SIGNALS}
+            inputs.append(np.reshape(tensor["data"], tensor["shape"]))
+            measured.append(np.full((1, 2), np.nan))
+            continue
+        prepared = prepare([_file_of(request)], limits)
+        if isinstance(prepared, np.ndarray):
+            inputs.append(prepared)
+            measured.append(np.full((1, 2), np.nan))
+        else:
+            batch, placed = measured_model_batch(open_images([_file_of(request)], limits), limits)
+            inputs.append(batch)
+            measured.append(placed if placed is not None else np.full((1, 2), np.nan))
+    return np.concatenate(inputs).astype(np.float32), np.concatenate(measured)
 
 
 @pytest.fixture(scope="module")
-def profile_of(trained, digits):
-    """(reference profile, a function: requests -> their profile), with the test model;
-    the reference is made of the first half of the digits, as the training job makes it."""
-    from service.engine import Engine, softmax
+def scores_of(trained):
+    """A function: (name, requests) -> each drift signal's score, as GET /monitoring of
+    a service that answered just those requests says it, against the test model's own
+    reference profile (the training job's, made on the test digits)."""
+    import prometheus_client as prom
+
+    from service.engine import Engine
+    from service.monitoring import Monitor
+    from service.monitoring_report import report
 
     engine = Engine(trained[1] / "model.onnx")
-    images, labels = digits
-    half = len(images) // 2
+    reference = p.load(trained[1] / p.REFERENCE_FILE)
 
-    def profile(x: np.ndarray) -> p.Profile:
-        return p.build("test", x, softmax(engine.logits(x)))
+    def scores(name: str, requests: list[Request]) -> dict[str, float]:
+        inputs, measured = model_inputs(requests)
+        monitor = Monitor(f"shifts-{name}", reference, enabled=True)  # series of its own
+        monitor.record(inputs, engine.logits(inputs), measured)
+        signals = report(monitor, prom.REGISTRY)["drift"]["signals"]
+        return {signal: s["score"] for signal, s in signals.items()}
 
-    reference = profile(images[:half].astype(np.float32))
-    return reference, lambda requests: profile(model_inputs(requests))
+    return scores
 
 
-def test_in_distribution_digits_move_no_signal(profile_of, digits) -> None:
-    reference, profile = profile_of
-    half = len(digits[0]) // 2
-    sent = [shifts.upload(encode_png(d)) for d in digits[0][half:]]
-    measured = scores(profile(sent), reference)
-    assert max(measured.values()) < 0.5, measured
+def test_in_distribution_digits_move_no_signal(scores_of, digits) -> None:
+    measured = scores_of("in-distribution", [shifts.upload(encode_png(d)) for d in digits[0]])
+    assert set(measured) == set(p.SIGNALS) and max(measured.values()) < 0.5, measured
 
 
 @pytest.mark.parametrize("stream", STREAMS)
-def test_each_stream_moves_the_signals_it_names(profile_of, digits, stream) -> None:
-    reference, profile = profile_of
-    half = len(digits[0]) // 2
-    sent = shifts.requests(stream, digits[0][half:], digits[1][half:])
-    measured = scores(profile(sent), reference)
+def test_each_stream_moves_the_signals_it_names(scores_of, digits, stream) -> None:
+    measured = scores_of(stream, shifts.requests(stream, *digits))
     assert SIGNAL[stream] == MOVES[stream][0]
     assert {s: measured[s] for s in MOVES[stream] if measured[s] <= 1.2} == {}, measured
