@@ -161,7 +161,7 @@ function renderStatus(data, status) {
   for (const legend of document.querySelectorAll(".reference-legend")) {
     legend.hidden = !data.reference;
   }
-  const live = data.live;
+  const live = data.monitoring === "off" ? null : data.live;
   els.answers.textContent = live ? String(live.answers) : "–";
   els.rejected.textContent = live ? String(live.rejected) : "–";
   els["low-confidence"].textContent = live ? percent(live.low_confidence_share) +
@@ -172,9 +172,9 @@ function render(data) {
   if (data.model_version !== modelVersion) history = []; // another model: another story
   modelVersion = data.model_version;
   latest = data;
-  const status = data.live ? data.drift.status : "monitoring off";
-  renderStatus(data, status);
-  if (!data.live) return;
+  const off = data.monitoring === "off";
+  renderStatus(data, off ? "monitoring off" : data.drift.status);
+  if (off) return;
   const scores = Object.fromEntries(
     Object.entries(data.drift.signals).map(([name, signal]) => [name, signal.score]));
   if (Object.keys(scores).length) history = [...history, scores].slice(-HISTORY_POINTS);
@@ -210,5 +210,7 @@ async function poll() {
   }
 }
 
-els["hist-choice"].addEventListener("change", () => { if (latest && latest.live) renderHistogram(latest); });
+els["hist-choice"].addEventListener("change", () => {
+  if (latest && latest.monitoring !== "off") renderHistogram(latest);
+});
 poll();

@@ -10,7 +10,6 @@ screenshot goes to reports/page.png (docs/img/page.png is a copy of one).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,40 +18,21 @@ import pytest
 from clients.uploads import png
 from service.engine import Engine
 from tests.helpers import ROOT
+from tests.service.browser import NEEDS_CHROMIUM, chromium, recorded_page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed "
-                       "(apt-get install -y chromium chromium-driver)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    pg = context.new_page()
-    pg.requests, pg.errors = [], []  # type: ignore[attr-defined]
-    pg.on("request", lambda r: pg.requests.append(r.url))  # type: ignore[attr-defined]
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))  # type: ignore
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
-    pg.goto(server + "/")
-    yield pg
-    assert pg.errors == []  # type: ignore[attr-defined]
-    outside = [u for u in pg.requests if not u.startswith(server)]  # type: ignore
-    assert outside == []
-    context.close()
+    with recorded_page(browser, server + "/", server) as pg:
+        yield pg
 
 
 def _draw(page, points: list[tuple[float, float]]) -> None:
