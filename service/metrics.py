@@ -160,14 +160,19 @@ def _forget_dead_workers(folder: Path) -> None:
             pass
 
 
-def exposition() -> bytes:
-    """Every worker's series, summed (multiprocess), or this process's alone."""
+def collected() -> prom.CollectorRegistry:
+    """Every worker's series, summed (multiprocess), or this process's alone. Reads files:
+    call it off the event loop."""
     if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _forget_dead_workers(Path(folder))
         registry = prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return prom.generate_latest(registry)
-    return prom.generate_latest()
+        return registry
+    return prom.REGISTRY
+
+
+def exposition() -> bytes:
+    return prom.generate_latest(collected())
 
 
 async def metrics_route(_: Request) -> Response:

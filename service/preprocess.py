@@ -25,11 +25,11 @@ from PIL import Image, ImageOps
 from core.contract import CONTRACT
 from core.png import SIGNATURE as PNG_SIGNATURE
 from core.png import decode_plain_gray
+from core.profile import BOX  # MNIST: digits size-normalised to fit a 20x20 box in 28x28
 from service.errors import BadRequest, TooLarge, Unprocessable, UnsupportedMedia, about_image
 from service.image_structure import Budget, for_decoder
 from service.settings import Settings
 
-BOX = 20  # MNIST: digits size-normalised to fit a 20x20 box inside 28x28
 SIZE = CONTRACT.height
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
 
@@ -207,8 +207,25 @@ def over_background(ink: np.ndarray, min_ink: int) -> np.ndarray:
 
 def mnist_layout(ink: np.ndarray, min_ink: int) -> np.ndarray:
     """The MNIST recipe on a white-on-black image: crop, fit 20x20, centre of mass at 14,14."""
+    return laid_out(ink, min_ink)[0]
+
+
+# How preprocessing placed a digit it resampled: (scale, shift), core/profile.py's
+# statistics as measured before the resampling erased them (see laid_out).
+Measured = tuple[float, float]
+
+
+def laid_out(ink: np.ndarray, min_ink: int) -> tuple[np.ndarray, Measured | None]:
+    """mnist_layout's model input, and what it measured when it resampled the digit:
+    scale = BOX / the longest side of the ink's crop (the factor it resized by), and
+    shift = the distance of the ink's centre of mass from the image centre, times that
+    scale (in model-input pixels). core.profile.placement of an input left as it was
+    measures the same two things (its ink box against BOX, its centre of mass from the
+    centre, in pixels that are model-input pixels already); on a resampled one it would
+    always say "scale 1, shift 0", so those are measured here. None when the image was
+    left as it was."""
     if _is_mnist_layout(ink, min_ink):
-        return ink.astype(np.float32, copy=False)
+        return ink.astype(np.float32, copy=False), None
     # Paper texture and JPEG noise: drop what is close to the background level,
     # judged relative to the darkest and brightest ink.
     x = over_background(ink, min_ink)
@@ -228,7 +245,9 @@ def mnist_layout(ink: np.ndarray, min_ink: int) -> np.ndarray:
     top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
     canvas[top:top + nh, left:left + nw] = digit
     cy, cx = _centre_of_mass(canvas)
-    return _shift(canvas, round(SIZE / 2 - cy), round(SIZE / 2 - cx))
+    iy, ix = _centre_of_mass(x)
+    shift = float(np.hypot(iy - x.shape[0] / 2, ix - x.shape[1] / 2)) * scale
+    return _shift(canvas, round(SIZE / 2 - cy), round(SIZE / 2 - cx)), (scale, shift)
 
 
 def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -308,12 +327,22 @@ def prepare(files: list[bytes], limits: Settings) -> np.ndarray | list[Opened]:
 
 def to_model_batch(opened: list[Opened], limits: Settings) -> np.ndarray:
     """Opened images (open_images) -> float32 [N, 28, 28]; an error names its image."""
+    return measured_model_batch(opened, limits)[0]
+
+
+def measured_model_batch(opened: list[Opened],
+                         limits: Settings) -> tuple[np.ndarray, np.ndarray | None]:
+    """to_model_batch's inputs, and the (scale, shift) laid_out measured of each image,
+    float [N, 2] with NaN rows for images left as they were; None if it measured none."""
     batch = np.empty((len(opened), SIZE, SIZE), np.float32)
+    measured = np.full((len(opened), 2), np.nan)
     for i, (img, fmt) in enumerate(opened):
         with about_image(i) if len(opened) > 1 else nullcontext():
             gray = decode_image(img, fmt, limits.work_side)
-            batch[i] = mnist_layout(ink_on_black(gray), limits.min_ink)
-    return batch
+            batch[i], placed = laid_out(ink_on_black(gray), limits.min_ink)
+            if placed is not None:
+                measured[i] = placed
+    return batch, None if np.isnan(measured).all() else measured
 
 
 def to_model_input(data: bytes, limits: Settings) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The service's own plain routes, beside BentoML's: the pages, the API docs, /model,
-/metrics, and the Open Inference Protocol v2 (service/oip_routes.py).
+/metrics, /monitoring, and the Open Inference Protocol v2 (service/oip_routes.py).
 
     open http://127.0.0.1:3000/                  # draw a digit
     open http://127.0.0.1:3000/monitoring/view   # answer quality, live against reference
@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from service import oip_routes
-from service.metrics import metrics_route
+from service.metrics import collected, metrics_route
+from service.monitoring_report import report
 from service.served import served
 
 PAGE = Path(__file__).parent / "page"
@@ -42,6 +44,14 @@ async def openapi_route(_: Request) -> JSONResponse:
     return JSONResponse(served().openapi())
 
 
+async def monitoring_route(_: Request) -> JSONResponse:
+    service = served()
+    service.monitor.flush()  # this worker's latest answers; the others' within FLUSH_S
+    # Reading every worker's series is blocking I/O: off the event loop, as /metrics.
+    body = await anyio.to_thread.run_sync(lambda: report(service.monitor, collected()))
+    return JSONResponse(body)
+
+
 def web_app() -> Starlette:
     get = ["GET"]
     return Starlette(routes=[
@@ -55,5 +65,6 @@ def web_app() -> Starlette:
         Route("/docs.json", openapi_route, methods=get),
         Route("/model", model_route, methods=get),
         Route("/metrics", metrics_route, methods=get),
+        Route("/monitoring", monitoring_route, methods=get),
         *oip_routes.routes(),
     ])

@@ -15,6 +15,7 @@ import bentoml
 import numpy as np
 
 from service.engine import Engine
+from service.monitoring import Monitor
 from service.schemas import ModelInfo
 from service.settings import Settings
 
@@ -24,6 +25,7 @@ class Served(Protocol):
 
     settings: Settings
     engine: Engine
+    monitor: Monitor
 
     @property
     def model_version(self) -> str: ...
@@ -32,7 +34,8 @@ class Served(Protocol):
 
     def openapi(self) -> dict[str, Any]: ...
 
-    async def logits(self, pixels: np.ndarray) -> np.ndarray: ...
+    async def logits(self, pixels: np.ndarray,
+                     measured: np.ndarray | None = None) -> np.ndarray: ...
 
 
 def served() -> Served:

@@ -43,9 +43,10 @@ from service.errors import (
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent, refuse_to_start
 from service.metrics import RequestMetrics
+from service.monitoring import Monitor, check_reference
 from service.oip_routes import OIP_PREFIX, is_infer_path
 from service.openapi import complete
-from service.preprocess import declared_pixels, over_background, prepare, to_model_batch
+from service.preprocess import declared_pixels, measured_model_batch, over_background, prepare
 from service.routes import web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
@@ -58,7 +59,7 @@ from service.schemas import (
     predictions_from,
 )
 from service.settings import Settings, load_settings
-from service.store import CompleteVersionRef, complete_version
+from service.store import CompleteVersionRef, complete_version, reference_profile
 
 log = logging.getLogger("mnist_service")
 
@@ -187,6 +188,9 @@ class MNISTService:
         self.settings = SETTINGS
         self.served_model: bentoml.Model = self.model  # resolved by BentoML before __init__
         self.engine = load_engine(self.served_model, self.settings)
+        self.monitor = Monitor(self.model_version,
+                               reference_profile(self.served_model, check_reference),
+                               enabled=self.settings.monitoring)
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         budget = self.settings.batch_max_latency_ms
         # One adaptive batcher per worker for every transport's single requests.
@@ -211,9 +215,11 @@ class MNISTService:
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:
         """New calls are refused, those in flight get the request timeout to finish: the
-        drain (MNIST_DRAIN_S) is over by now, and stop grace periods cover both."""
+        drain (MNIST_DRAIN_S) is over by now, and stop grace periods cover both. Then the
+        answers monitoring has not observed yet are."""
         if self.grpc is not None:
             await self.grpc.stop(self.settings.timeout_s)
+        self.monitor.flush()
 
     @property
     def model_version(self) -> str:
@@ -243,38 +249,50 @@ class MNISTService:
                         errors=ROUTE_ERRORS, max_batch=self.settings.max_batch,
                         title="MNIST digit classifier", version=self.model_version)
 
-    async def _decode(self, files: list[bytes]) -> np.ndarray:
+    async def _decode(self, files: list[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model inputs of uploaded files, and the placement preprocessing measured of
+        those it resampled (service/preprocess.py's measured_model_batch)."""
         prepared = prepare(files, self.settings)  # bounded work; 413s here
         if isinstance(prepared, np.ndarray):
-            return prepared
+            return prepared, None
         # Decoding costs by the pixels a header declares, not by the file's size (a 630-byte
         # JPEG can declare 24 Mpx): small images on the event loop, larger ones on a
         # thread, through the worker's bounded HeavyWork slots.
         if declared_pixels(prepared) <= self.settings.inline_decode_pixels:
-            return to_model_batch(prepared, self.settings)
+            return measured_model_batch(prepared, self.settings)
         async with self.heavy.slot():
-            return await asyncio.to_thread(to_model_batch, prepared, self.settings)
+            return await asyncio.to_thread(measured_model_batch, prepared, self.settings)
 
-    def _predictions(self, batch: np.ndarray) -> list[Prediction]:
-        return predictions_from(self.engine.probabilities(batch))
+    def _predictions(self, batch: np.ndarray,
+                     measured: np.ndarray | None = None) -> list[Prediction]:
+        """A batch in one inference call (not batched), observed by monitoring."""
+        logits = self.engine.logits(batch)
+        self.monitor.record(batch, logits, measured)
+        return predictions_from(softmax(logits))
 
-    async def logits(self, pixels: np.ndarray) -> np.ndarray:
+    async def logits(self, pixels: np.ndarray,
+                     measured: np.ndarray | None = None) -> np.ndarray:
         """float32 [N, 28, 28] -> logits [N, 10], through the adaptive batcher when it is
-        on (shared by /predict, /predict_pixels and the Open Inference Protocol)."""
+        on (shared by /predict, /predict_pixels and the Open Inference Protocol), observed
+        by monitoring (`measured`: as in _decode)."""
         if self._batched_logits is None:
-            return self.engine.logits(pixels)
-        return await self._batched_logits(pixels)
+            out = self.engine.logits(pixels)
+        else:
+            out = await self._batched_logits(pixels)
+        self.monitor.record(pixels, out, measured)
+        return out
 
-    async def _prediction(self, one: np.ndarray) -> Prediction:
+    async def _prediction(self, one: np.ndarray, measured: np.ndarray | None = None,
+                          ) -> Prediction:
         """One image [1, 28, 28]."""
-        return predictions_from(softmax(await self.logits(one)))[0]
+        return predictions_from(softmax(await self.logits(one, measured)))[0]
 
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
         files = await read_files(ctx.request, "image", 1, self.settings)
-        return await self._prediction(await self._decode(files))
+        return await self._prediction(*await self._decode(files))
 
     @bentoml.api(input_spec=ImagesInput)
     @renders_errors
@@ -282,14 +300,14 @@ class MNISTService:
         """Classify 1 to MNIST_MAX_BATCH images (multipart fields `images`) in one
         inference call."""
         files = await read_files(ctx.request, "images", self.settings.max_batch, self.settings)
-        return BatchPrediction(predictions=self._predictions(await self._decode(files)))
+        return BatchPrediction(predictions=self._predictions(*await self._decode(files)))
 
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
     async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
         """What the model sees: the 28x28 input made from multipart field `image` (a PNG)."""
         files = await read_files(ctx.request, "image", 1, self.settings)
-        batch = await self._decode(files)
+        batch, _ = await self._decode(files)  # no inference: nothing observed
         return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
 
     @bentoml.api(input_spec=PixelsInput)

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
                              description="1: BentoML's per-request access log line")
     tracing: bool = Field(default=False, description="1: OpenTelemetry spans for the API "
                                                      "(configure an exporter in BentoML)")
+    monitoring: bool = Field(default=True, description="label-free quality metrics of every "
+                             "answer (predicted digit, confidence, input statistics) beside "
+                             "the model's reference profile, on /metrics and `GET "
+                             "/monitoring`; 0: nothing observed (`/monitoring` says so)")
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ store is only read: the service may run on a read-only one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
 
 from core import modelstore
+from core import profile as profiles
 from service.engine import ModelLoadError
 from service.lifecycle import refuse_to_start
 
@@ -86,6 +87,26 @@ def complete_version(tag: str) -> bentoml.Model:
         raise ModelLoadError(f"model {tag} cannot be read from the model store under "
                              f"{store_location()} ({reason}); run `make train` (or "
                              "`python -m training`)") from None
+
+
+def reference_profile(model: bentoml.Model,
+                      check: Callable[[profiles.Profile], None] = lambda _: None,
+                      ) -> profiles.Profile | None:
+    """The reference profile stored with the model (the file its metadata names), or None:
+    a model registered without one, or one that cannot be read or fails `check` (damaged,
+    another format), which is logged and served without a reference, not refused."""
+    name = model.info.metadata.get(profiles.META_REFERENCE)
+    if not name:
+        return None
+    try:
+        profile = profiles.load(Path(model.path_of(str(name))))
+        check(profile)
+        return profile
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("model %s: its reference profile %s cannot be used (%s: %s); serving "
+                    "without a reference", model.tag, name, type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        return None
 
 
 class CompleteVersionRef(bentoml.models.BentoModel):

@@ -8,8 +8,9 @@ from PIL import Image
 
 from benchmarks.bombs import png_bomb
 from clients.uploads import UPLOAD_STYLES, png
+from core.profile import placement
 from service.errors import InputError
-from service.preprocess import decode, ink_on_black, mnist_layout, to_model_input
+from service.preprocess import decode, ink_on_black, laid_out, mnist_layout, to_model_input
 from service.settings import Settings
 
 LIMITS = Settings()  # the service's defaults
@@ -221,3 +222,32 @@ def test_the_ink_rule_is_the_setting_on_every_path(test_digits, shape):
 
     with pytest.raises(InputError, match="no digit"):
         over_background(digit.astype(np.float32), 128)
+
+
+@pytest.mark.parametrize("upscale, offset", [(4, (0, 0)), (1, (0, 0)), (2, (0, 40))])
+def test_a_resampled_upload_is_measured_as_placement_measures_it(upscale, offset, test_digits):
+    """Scale and shift of a digit that preprocessing resizes and moves are measured before
+    it does (the model input would say "scale 1, shift 0"): a test digit drawn `upscale`
+    times larger on a larger, off-centre canvas measures the digit's own scale over
+    `upscale`, and its distance from the canvas centre in model-input pixels."""
+    for digit in test_digits[0][:10].astype(np.float32):
+        big = np.kron(digit, np.ones((upscale, upscale), np.float32))
+        canvas = np.zeros((big.shape[0] + 40, big.shape[1] + 40), np.float32)
+        top, left = 20 + offset[0] // 2, 20 + offset[1] // 2
+        canvas[top:top + big.shape[0], left:left + big.shape[1]] = big
+        model_input, measured = laid_out(canvas, LIMITS.min_ink)
+        assert measured is not None
+        own_scale, _ = placement(digit[None])
+        ys, xs = np.indices(canvas.shape) + 0.5
+        away = np.hypot((ys * canvas).sum() / canvas.sum() - canvas.shape[0] / 2,
+                        (xs * canvas).sum() / canvas.sum() - canvas.shape[1] / 2)
+        scale, shift = measured
+        assert scale == pytest.approx(own_scale[0] / upscale, rel=0.15)
+        assert shift == pytest.approx(away * scale, abs=0.6)
+        assert placement(model_input[None])[0][0] == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_digit_left_as_it_was_is_not_measured(test_digits):
+    digit = test_digits[0][0].astype(np.float32)
+    out, measured = laid_out(digit, LIMITS.min_ink)
+    assert measured is None and np.array_equal(out, digit)
