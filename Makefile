@@ -32,7 +32,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
 	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
-	ci-train clean
+	ci-train clean prometheus-rules
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -105,6 +105,9 @@ swarm-down:  ## Swarm: remove the stack (and the swarm, only if swarm-up created
 swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Locust; PASS/FAIL
 	$(BIN)/python deploy/swarm/e2e.py $(SWARM_E2E_ARGS)
 
+prometheus-rules: setup  ## regenerate deploy/prometheus's configurations and rules, and docs/monitoring.md's tables
+	$(BIN)/python -m deploy.prometheus --write
+
 test: setup kserve-venv  ## the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -125,7 +128,8 @@ fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECON
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy fuzz
-	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py fuzz
+	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py \
+	  deploy/prometheus fuzz
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is

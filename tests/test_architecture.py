@@ -5,7 +5,9 @@
 core is the ground floor (stdlib and numpy, nothing of ours); training, service and
 load_tests stand on core only, never on each other; clients may also use load_tests (the
 demo runs the load test), never the reverse; benchmarks and fuzz (the decode path's
-fuzzer) may use them; nothing imports in a circle, lazy imports inside functions included.
+fuzzer) may use them; deploy (Prometheus's rules, generated from core's thresholds and
+load_tests' SLO; the Swarm proof) stands on core and load_tests; nothing imports in a
+circle, lazy imports inside functions included.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "training", "service", "clients", "load_tests", "benchmarks", "fuzz")
+PACKAGES = ("core", "training", "service", "clients", "load_tests", "benchmarks", "fuzz",
+            "deploy")
 ALLOWED = {  # package -> the packages of ours it may import (itself always)
     "core": set(),
     "training": {"core"},
@@ -26,6 +29,7 @@ ALLOWED = {  # package -> the packages of ours it may import (itself always)
     "load_tests": {"core"},
     "benchmarks": {"core", "service", "clients", "load_tests"},
     "fuzz": {"core", "service", "clients", "benchmarks"},
+    "deploy": {"core", "load_tests"},
 }
 CORE_THIRD_PARTY = {"numpy"}
 

@@ -6,20 +6,21 @@
 #   deploy/swarm/swarm.sh update IMG   roll out an image (exit 1 when Swarm rolled it back)
 #   deploy/swarm/swarm.sh down         remove the stack (and the swarm, if `up` created it)
 # Called by `make swarm-up|swarm-rollout|swarm-down`. Settings: API_REPLICAS (2),
-# SWARM_PORT (8080, HTTP), SWARM_GRPC_PORT (8001, the OIP gRPC service), TRAIN_ARGS,
-# BENTOML_HOME (the model store training writes to).
+# SWARM_PORT (8080, HTTP), SWARM_GRPC_PORT (8001, the OIP gRPC service),
+# SWARM_PROMETHEUS_PORT (9090, Prometheus), TRAIN_ARGS, BENTOML_HOME (the model store).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 STACK=${STACK:-mnist}
 export API_REPLICAS=${API_REPLICAS:-2} SWARM_PORT=${SWARM_PORT:-8080}
-export SWARM_GRPC_PORT=${SWARM_GRPC_PORT:-8001}
+export SWARM_GRPC_PORT=${SWARM_GRPC_PORT:-8001} SWARM_PROMETHEUS_PORT=${SWARM_PROMETHEUS_PORT:-9090}
 export BENTOML_HOME=${BENTOML_HOME:-$PWD/bentoml_home}
 PYTHON=${PYTHON:-.venv/bin/python}
 MODEL=${MODEL:-mnist_mlp}
 API_BASE=${API_BASE:-mnist-api:cpu}   # mnist-api:gpu for GPU nodes
 MODEL_REPO=${MODEL_REPO:-mnist-api-model}   # mnist-api-model-gpu for GPU nodes
 PROXY_IMAGE=${PROXY_IMAGE:-mnist-proxy:latest}
+PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-mnist-prometheus:latest}
 # Marks a swarm this script created, so that `down` leaves any other swarm alone.
 CREATED_MARK=${CREATED_MARK:-/tmp/mnist-swarm-created-by-us}
 
@@ -44,6 +45,8 @@ ensure_images() {
   fi
   # Always (cached when nothing changed): the proxy's configuration is part of the image.
   docker build -q -t "$PROXY_IMAGE" deploy/swarm/proxy >/dev/null
+  # Likewise Prometheus's configuration and rules (deploy/prometheus).
+  docker build -q -t "$PROMETHEUS_IMAGE" deploy/prometheus >/dev/null
 }
 
 latest_version() {  # the store's latest version of the model, or nothing
@@ -101,10 +104,11 @@ cmd_up() {
   local image
   image=$(model_image "$(latest_version)")
   log "deploying stack $STACK: $API_REPLICAS x $image behind $PROXY_IMAGE on :$SWARM_PORT"
-  API_IMAGE=$image PROXY_IMAGE=$PROXY_IMAGE docker stack deploy --resolve-image never \
+  API_IMAGE=$image PROXY_IMAGE=$PROXY_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE docker stack deploy --resolve-image never \
     -c deploy/swarm/stack.yml "$STACK" >/dev/null
   wait_converged "$API_REPLICAS"
-  log "ready: http://127.0.0.1:$SWARM_PORT serves $(served_tag); gRPC on 127.0.0.1:$SWARM_GRPC_PORT"
+  log "ready: http://127.0.0.1:$SWARM_PORT serves $(served_tag); gRPC on 127.0.0.1:$SWARM_GRPC_PORT;"
+  log "Prometheus on http://127.0.0.1:$SWARM_PROMETHEUS_PORT"
 }
 
 cmd_image() {
