@@ -8,6 +8,7 @@ every request and console error (imported by tests/service/test_*page.py).
 from __future__ import annotations
 
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,7 @@ NEEDS_CHROMIUM = [
                        "(apt-get install -y chromium chromium-driver)"),
 ]
 DESKTOP = {"width": 1100, "height": 800}
+PHONE = {"width": 375, "height": 740}
 
 
 @contextmanager
@@ -57,3 +59,17 @@ def recorded_page(browser: Any, url: str, origin: str,
         assert outside == []
     finally:
         context.close()
+
+
+def assert_only_own_script(page: Any, url: str, script: str) -> None:
+    """`url` answers with a CSP that lets scripts and connections reach its own site
+    only, and `page` (opened there) runs one script, `script`: no inline one, no CDN."""
+    with urllib.request.urlopen(url) as response:
+        csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+    assert page.locator("script").evaluate_all("s => s.map(e => e.src)") == [script]
+
+
+def assert_fits_a_phone(page: Any) -> None:
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

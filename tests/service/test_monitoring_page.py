@@ -23,7 +23,13 @@ import pytest
 
 from core.profile import MIN_ANSWERS, SIGNALS
 from tests.helpers import ROOT
-from tests.service.browser import NEEDS_CHROMIUM, chromium, recorded_page
+from tests.service.browser import (
+    NEEDS_CHROMIUM,
+    assert_fits_a_phone,
+    assert_only_own_script,
+    chromium,
+    recorded_page,
+)
 
 pytestmark = NEEDS_CHROMIUM
 VIEW = "/monitoring/view?every=1"  # polls every second: the tests wait less
@@ -195,16 +201,12 @@ def test_headings_text_alternatives_keyboard_and_phone(view):
         reached.append(view.evaluate("document.activeElement.id"
                                      " || document.activeElement.textContent.trim()"))
     assert reached[:4] == ["← Draw a digit", "/monitoring", "The numbers", "hist-choice"]
-    view.set_viewport_size({"width": 375, "height": 740})
-    assert view.evaluate("document.documentElement.scrollWidth") <= 375
+    assert_fits_a_phone(view)
 
 
 def test_the_page_runs_under_the_csp_with_no_inline_script(view, metrics_server):
-    with urllib.request.urlopen(metrics_server + "/monitoring/view") as response:
-        csp = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
-    scripts = view.locator("script").evaluate_all("s => s.map(e => e.src)")
-    assert scripts == [metrics_server + "/page/monitoring.js"]
+    assert_only_own_script(view, metrics_server + "/monitoring/view",
+                           metrics_server + "/page/monitoring.js")
 
 
 def test_a_screenshot_for_the_docs_exists():

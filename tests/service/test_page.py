@@ -18,7 +18,13 @@ import pytest
 from clients.uploads import png
 from service.engine import Engine
 from tests.helpers import ROOT
-from tests.service.browser import NEEDS_CHROMIUM, chromium, recorded_page
+from tests.service.browser import (
+    NEEDS_CHROMIUM,
+    assert_fits_a_phone,
+    assert_only_own_script,
+    chromium,
+    recorded_page,
+)
 
 pytestmark = NEEDS_CHROMIUM
 
@@ -100,18 +106,11 @@ def test_keyboard_and_phone(page):
     assert page.locator("#digit").text_content() == "–"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "clear"
-    page.set_viewport_size({"width": 375, "height": 740})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert_fits_a_phone(page)
 
 
 def test_the_page_works_offline_under_its_csp(page, server):
-    import urllib.request
-
-    with urllib.request.urlopen(server + "/") as r:
-        csp = r.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
-    scripts = page.locator("script").evaluate_all("s => s.map(e => e.src)")
-    assert scripts == [server + "/page/app.js"]  # no inline script, no CDN
+    assert_only_own_script(page, server + "/", server + "/page/app.js")
 
 
 def test_the_docs_page_loads_without_google_tag_manager(browser, server):
