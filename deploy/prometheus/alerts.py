@@ -16,12 +16,9 @@ from deploy.prometheus.config import JOB
 from deploy.prometheus.rules import (
     ANSWERS,
     ERROR_RATIO,
-    FOR,
     LOW_SHARE,
     P99,
     REF_LOW_SHARE,
-    RUNBOOK,
-    SEVERITY,
     WINDOW,
     drift_rules,
     live_rules,
@@ -31,6 +28,13 @@ from deploy.prometheus.rules import (
 )
 from load_tests.slo import SLO
 
+# How long a condition must hold before its alert fires: the model's answers are judged
+# quickly (a window already averages them), the service's health over longer.
+FOR = {"MnistDrift": "1m", "MnistLowConfidenceRise": "1m", "MnistNoReference": "1m",
+       "MnistReplicaDown": "1m", "MnistHighErrorRate": "5m", "MnistHighLatencyP99": "5m"}
+SEVERITY = {"MnistReplicaDown": "critical", "MnistHighErrorRate": "critical",
+            "MnistNoReference": "info"}  # the others: warning
+RUNBOOK = "docs/monitoring.md"  # each alert's runbook line is its heading there
 ENOUGH_ANSWERS = f"on(model_version) ({ANSWERS} >= {MIN_ANSWERS})"
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from core.docblocks import replace_block
 from core.profile import DRIFT_THRESHOLDS, LOW_CONFIDENCE_RISE, MIN_ANSWERS, SIGNALS
-from deploy.prometheus.alerts import rule_groups
+from deploy.prometheus.alerts import FOR, SEVERITY, rule_groups
 from deploy.prometheus.config import (
     CONFIGS,
     DNS_REFRESH,
@@ -27,7 +27,7 @@ from deploy.prometheus.config import (
     SCRAPE_INTERVAL,
     config,
 )
-from deploy.prometheus.rules import FOR, SEVERITY, WINDOW, number
+from deploy.prometheus.rules import WINDOW, number
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -1,6 +1,6 @@
-"""Prometheus's recording and alerting rules for the service, from the one home of every
-threshold: core/profile.py (drift, low confidence, answers enough to judge) and
-load_tests/slo.py (errors, p99 latency).
+"""Prometheus's recording rules for the service (alerts.py adds the alerts on them), from
+the one home of every threshold: core/profile.py (drift, low confidence, answers enough to
+judge) and load_tests/slo.py (errors, p99 latency).
 
     python -m deploy.prometheus --write     # writes mnist-rules.yml beside this
 
@@ -19,13 +19,6 @@ from typing import Any
 from core.profile import DRIFT_THRESHOLDS, PSI_FLOOR, SIGNALS, STATS
 
 WINDOW = "5m"  # the window every rate, share and distance is taken over
-# How long a condition must hold before its alert fires: the model's answers are judged
-# quickly (a window already averages them), the service's health over longer.
-FOR = {"MnistDrift": "1m", "MnistLowConfidenceRise": "1m", "MnistNoReference": "1m",
-       "MnistReplicaDown": "1m", "MnistHighErrorRate": "5m", "MnistHighLatencyP99": "5m"}
-SEVERITY = {"MnistReplicaDown": "critical", "MnistHighErrorRate": "critical",
-            "MnistNoReference": "info"}  # the others: warning
-RUNBOOK = "docs/monitoring.md"  # each alert's runbook line is its heading there
 
 # signal -> (the live histogram, its `stat` label in mnist_reference_bucket_share)
 HISTOGRAMS: dict[str, tuple[str, str]] = {

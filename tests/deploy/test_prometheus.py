@@ -31,7 +31,8 @@ from core.profile import (
     psi,
 )
 from deploy.prometheus import config, generated
-from deploy.prometheus.rules import FOR, HISTOGRAMS, SERVICE_METRICS
+from deploy.prometheus.alerts import FOR
+from deploy.prometheus.rules import HISTOGRAMS, SERVICE_METRICS
 from service.metrics import NAMESPACE
 from tests.helpers import ROOT
 
@@ -73,6 +74,12 @@ def test_the_generated_files_are_those_the_code_writes():
 @pytest.mark.parametrize("name", config.CONFIGS)
 def test_promtool_accepts_each_configuration_and_its_rules(promtool, name):
     out = _run(promtool, "check", "config", f"{name}.yml")
+    assert f"SUCCESS: {len(_rules())} rules found" in out
+
+
+def test_promtool_finds_the_rules_valid_and_free_of_duplicates(promtool):
+    out = _run(promtool, "check", "rules", "--lint=duplicate-rules", "--lint-fatal",
+               config.RULE_FILE)
     assert f"SUCCESS: {len(_rules())} rules found" in out
 
 
