@@ -29,6 +29,7 @@ PREPROCESS_OVER_DECODE = 1.5  # 28×28 preprocessing against its Pillow decode, 
 SPEEDUP_OVER_BEFORE = 1.3  # at the sweep's highest user count, p99 no worse
 BATCH_OF_CEILING = 0.5  # /predict_batch images/s against the in-process batch ceiling
 COLD_START_S = 5.0
+MONITORING_RATIO = 0.97  # /predict req/s with monitoring on against off, interleaved
 # The tree before adaptive batching and one worker per CPU, at 128 users: what the
 # speed-up is measured against (`make bench --baseline RPS P99_MS` to change it).
 BEFORE_RPS, BEFORE_P99_MS = 761.0, 240.0
@@ -96,6 +97,14 @@ def perf_analyzer_goals(result: dict[str, Any] | None) -> list[Goal]:
                  not failed)]
 
 
+def monitoring_goal(result: dict[str, Any] | None) -> Goal:
+    """/predict with monitoring on against off; missed when the run did not measure it."""
+    goal = f"/predict req/s with monitoring on ≥ {MONITORING_RATIO:.2f}× off (interleaved)"
+    if not result:
+        return Goal(goal, "not measured in this run", False)
+    return Goal(goal, f"{result['ratio']:.3f}×", result["ratio"] >= MONITORING_RATIO)
+
+
 def bench_goals(r: dict[str, Any]) -> list[Goal]:
     """Every goal of one `make bench` run (benchmarks/run.py's results)."""
     s, c = r["service"], r["ceiling"]
@@ -121,6 +130,7 @@ def bench_goals(r: dict[str, Any]) -> list[Goal]:
         Goal(f"cold start ≤ {COLD_START_S:g} s", f"{r['cold_start_s']:.1f} s",
              r["cold_start_s"] <= COLD_START_S),
         *perf_analyzer_goals(r.get("perf_analyzer")),
+        monitoring_goal(r.get("monitoring")),
         *model_goals(r["training"]),
     ]
 

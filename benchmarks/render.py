@@ -45,6 +45,23 @@ def _sweep(r: dict) -> list[str]:
     return lines + [""]
 
 
+def _monitoring(result: dict | None) -> list[str]:
+    """/predict with monitoring on and off, run by run in the order they were made."""
+    lines = ["## Monitoring overhead", ""]
+    if not result:
+        return [*lines, "Not measured in this run.", ""]
+    runs = [f"{r['rps']:.0f}" for r in result["off"]], [f"{r['rps']:.0f}" for r in result["on"]]
+    cost = result["cost_us"]
+    return [*lines,
+            f"`/predict`, {result['users']} users, {result['seconds']} s per run, monitoring "
+            f"off (`MNIST_MONITORING=0`) and on in ABBA order: off {', '.join(runs[0])} req/s, "
+            f"on {', '.join(runs[1])} req/s; on ÷ off **{result['ratio']:.3f}×**.",
+            "",
+            f"In process, per answer of one image: {cost['in_passes']:.1f} µs as served "
+            f"(observed in passes), {cost['one_at_a_time']:.1f} µs observed one at a time.",
+            ""]
+
+
 def _workers(r: dict) -> list[str]:
     m, wk = r["meta"], r["workers"]
     lines = [f"## Workers and memory ({m['users']} users, {m['soak_seconds']} s each)", "",
@@ -156,7 +173,8 @@ def _gpu(r: dict) -> list[str]:
 def render(r: dict) -> str:
     """docs/benchmarks.md of one run's results."""
     lines = [*_header(r["meta"]), *_side_by_side(r), *_sweep(r),
-             *perf_analyzer.section(r.get("perf_analyzer")), *_workers(r),
+             *perf_analyzer.section(r.get("perf_analyzer")),
+             *_monitoring(r.get("monitoring")), *_workers(r),
              *_training(r), *_goals(bench_goals(r)), *_gpu(r)]
     return "\n".join(lines) + "\n"
 

@@ -176,11 +176,24 @@ def check_batch(batch: np.ndarray, files: list[bytes]) -> None:
             raise Finding("the fast path's model input differs from the general path's")
 
 
+def check_measured(measured: np.ndarray | None, n: int) -> None:
+    """What preprocessing measured for monitoring: none, or [N, 2] rows of (scale, shift),
+    positive and finite where it resampled, NaN where it did not."""
+    if measured is None:
+        return
+    if measured.shape != (n, 2):
+        raise Finding(f"measured placement of shape {list(measured.shape)}, expected [{n}, 2]")
+    rows = measured[~np.isnan(measured).any(axis=1)]
+    if not np.isfinite(rows).all() or (rows[:, 0] <= 0).any() or (rows[:, 1] < 0).any():
+        raise Finding(f"measured placement out of range: {rows.tolist()[:4]}")
+
+
 async def serve(up: Upload) -> np.ndarray:
     """What /predict or /predict_batch does with the request, up to the model input."""
     files = await read_files(request_for(up), up.field, up.max_files, SETTINGS)
-    batch: np.ndarray = await _DECODE(_SERVICE, files)
+    batch, measured = await _DECODE(_SERVICE, files)
     check_batch(batch, files)
+    check_measured(measured, len(files))
     return batch
 
 

@@ -1,7 +1,8 @@
-"""The service's own plain routes, beside BentoML's: the page, the API docs, /model,
+"""The service's own plain routes, beside BentoML's: the pages, the API docs, /model,
 /metrics, /monitoring, and the Open Inference Protocol v2 (service/oip_routes.py).
 
     open http://127.0.0.1:3000/                  # draw a digit
+    open http://127.0.0.1:3000/monitoring/view   # answer quality, live against reference
     curl -s http://127.0.0.1:3000/model
 
 One Starlette app, mounted at "/" in front of BentoML's own routes (a mounted app claims
@@ -56,6 +57,8 @@ def web_app() -> Starlette:
     return Starlette(routes=[
         Route("/", _file("index.html", "text/html"), methods=get),
         Route("/page/app.js", _file("app.js", "text/javascript"), methods=get),
+        Route("/monitoring/view", _file("monitoring.html", "text/html"), methods=get),
+        Route("/page/monitoring.js", _file("monitoring.js", "text/javascript"), methods=get),
         Route("/page/style.css", _file("style.css", "text/css"), methods=get),
         # BentoML's Swagger UI page embeds Google Tag Manager: ours loads its assets only.
         Route("/docs", _file("docs.html", "text/html"), methods=get),

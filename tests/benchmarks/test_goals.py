@@ -46,3 +46,11 @@ def test_a_threshold_changed_in_its_one_place_changes_the_goal(monkeypatch):
     assert [g.met for g in model_goals(results["training"])] == [True, False, True]
     monkeypatch.setattr(goals, "WORKER_PEAK_MB", 200)
     assert attack_goals(_run(peak=300.0))[3] == ("worker peak RSS ≤ 200 MB", "300 MB", False)
+
+
+def test_the_monitoring_goal_at_its_bound():
+    results = _results(1600.0)
+    results["monitoring"]["ratio"] = goals.MONITORING_RATIO
+    assert goals.monitoring_goal(results["monitoring"]).met
+    results["monitoring"]["ratio"] -= 0.001
+    assert not goals.monitoring_goal(results["monitoring"]).met

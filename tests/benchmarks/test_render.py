@@ -39,6 +39,9 @@ def _results(service_rps: float, failures: int = 0) -> dict:
         "sweep": sweep,
         "workers": {"1": {"predict": _run(1200.0), "rss_mb": [160.0]},
                     "2": {"predict": _run(1600.0), "rss_mb": [158.0, 161.0]}},
+        "monitoring": {"off": [_run(1000.0), _run(1000.0)], "on": [_run(990.0), _run(980.0)],
+                       "ratio": 0.985, "users": 32, "seconds": 20,
+                       "cost_us": {"in_passes": 9.0, "one_at_a_time": 150.0}},
         "gpu": None,
     }
 
@@ -130,3 +133,16 @@ def test_publish_writes_the_results_the_page_and_the_readme_block(tmp_path):
     assert json.loads((tmp_path / RESULTS).read_text()) == results
     assert (tmp_path / PAGE).read_text() == page == render(results)
     assert read_block((tmp_path / README).read_text(), SUMMARY_BLOCK) == summary(results)
+
+
+def test_the_monitoring_pairs_are_rendered_in_their_order_with_their_ratio():
+    text = render(_results(1600.0))
+    assert "monitoring off (`MNIST_MONITORING=0`) and on in ABBA order: off 1000, 1000 " \
+           "req/s, on 990, 980 req/s; on ÷ off **0.985×**." in text
+    assert "9.0 µs as served (observed in passes), 150.0 µs observed one at a time" in text
+    assert "| /predict req/s with monitoring on ≥ 0.97× off (interleaved) | 0.985× | yes |" \
+        in text
+    del (results := _results(1600.0))["monitoring"]
+    text = render(results)
+    assert "## Monitoring overhead\n\nNot measured in this run." in text
+    assert "| not measured in this run | **no** |" in text

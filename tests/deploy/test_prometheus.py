@@ -121,6 +121,18 @@ def test_the_rules_read_only_metrics_the_service_exposes():
                   if r.get("record") == "mnist:drift_score") == sorted(SIGNALS)
 
 
+def test_the_service_really_exposes_every_metric_the_rules_read(client, test_digits):
+    """Not the design's list: the running service's own /metrics, after one answer (the
+    trained fixture's model has a reference profile, so its gauges exist too)."""
+    from clients.uploads import png
+
+    assert client.post("/predict", files={"image": ("d.png", png(test_digits[0][0]))}
+                       ).status_code == 200
+    client.get("/monitoring")  # flushes this worker's recorded answers
+    exposed = set(re.findall(r"^(\w+)(?:\{| )", client.get("/metrics").text, re.M))
+    assert set(SERVICE_METRICS) <= exposed, set(SERVICE_METRICS) - exposed
+
+
 def test_each_rule_reads_recorded_series_recorded_above_it():
     """One group evaluates in order: a rule reading a series recorded below it would read
     the previous evaluation's value."""

@@ -10,7 +10,6 @@ screenshot goes to reports/page.png (docs/img/page.png is a copy of one).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,40 +18,27 @@ import pytest
 from clients.uploads import png
 from service.engine import Engine
 from tests.helpers import ROOT
+from tests.service.browser import (
+    NEEDS_CHROMIUM,
+    assert_fits_a_phone,
+    assert_only_own_script,
+    chromium,
+    recorded_page,
+)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed "
-                       "(apt-get install -y chromium chromium-driver)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    pg = context.new_page()
-    pg.requests, pg.errors = [], []  # type: ignore[attr-defined]
-    pg.on("request", lambda r: pg.requests.append(r.url))  # type: ignore[attr-defined]
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))  # type: ignore
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
-    pg.goto(server + "/")
-    yield pg
-    assert pg.errors == []  # type: ignore[attr-defined]
-    outside = [u for u in pg.requests if not u.startswith(server)]  # type: ignore
-    assert outside == []
-    context.close()
+    with recorded_page(browser, server + "/", server) as pg:
+        yield pg
 
 
 def _draw(page, points: list[tuple[float, float]]) -> None:
@@ -120,18 +106,11 @@ def test_keyboard_and_phone(page):
     assert page.locator("#digit").text_content() == "–"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "clear"
-    page.set_viewport_size({"width": 375, "height": 740})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert_fits_a_phone(page)
 
 
 def test_the_page_works_offline_under_its_csp(page, server):
-    import urllib.request
-
-    with urllib.request.urlopen(server + "/") as r:
-        csp = r.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
-    scripts = page.locator("script").evaluate_all("s => s.map(e => e.src)")
-    assert scripts == [server + "/page/app.js"]  # no inline script, no CDN
+    assert_only_own_script(page, server + "/", server + "/page/app.js")
 
 
 def test_the_docs_page_loads_without_google_tag_manager(browser, server):
