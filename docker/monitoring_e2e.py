@@ -12,7 +12,7 @@ project's `models` volume):
   firing, and /monitoring must say "ok";
 - each shifted stream of load_tests/shifts.py: sent until MnistDrift fires with the signal
   the stream is built to move, within the bound the rules and intervals set
-  (Timing.fire_bound_s); /monitoring must then say "drift".
+  (Timing.fire_bound_s); /monitoring must then say "drift", and its page be served.
 Prints a table, exits 1 on any failure, and removes every container and volume it made.
 The images are the ones `make compose-e2e` built (a cached build here).
 """
@@ -148,6 +148,11 @@ class Stack:
     def monitoring(self) -> dict:
         return get_json(f"{self.api}/monitoring")
 
+    def page_served(self) -> bool:
+        """The monitoring page people look at (it draws GET /monitoring) is served."""
+        with urllib.request.urlopen(f"{self.api}/monitoring/view", timeout=10) as resp:
+            return resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+
     def down(self) -> None:
         subprocess.run(self.command("down", "-v", "--remove-orphans", profile="loadtest"),
                        cwd=ROOT, env=self.env(), stdout=subprocess.DEVNULL,
@@ -264,6 +269,8 @@ def run_stream(stack: Stack, stream: str, sent: list[Request], timing: Timing) -
                             f"{timing.fire_bound_s:.0f} s (firing: {out.fired or 'none'})")
     if out.status != "drift":
         out.problems.append(f"/monitoring says {out.status!r}, not 'drift'")
+    if not stack.page_served():
+        out.problems.append("/monitoring/view is not served")
     if sender.refused:
         out.problems.append(f"{sender.refused} requests refused, first {sender.first_refusal}")
     return out

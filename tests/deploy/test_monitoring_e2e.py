@@ -75,7 +75,7 @@ def test_the_sender_keeps_its_rate_and_counts_refusals_apart(e2e, port) -> None:
 
 
 class _Stack:
-    """What run_stream asks of a stack: its api, its alerts and its /monitoring."""
+    """What run_stream asks of a stack: its api, its alerts, /monitoring and its page."""
 
     def __init__(self, port: int, firing_after_s: float | None, status: str) -> None:
         self.api_port, self.status = port, status
@@ -88,6 +88,9 @@ class _Stack:
 
     def monitoring(self) -> dict:
         return {"drift": {"status": self.status}}
+
+    def page_served(self) -> bool:
+        return True
 
 
 def test_a_stream_passes_when_its_signal_fires_within_the_bound(e2e, port) -> None:
