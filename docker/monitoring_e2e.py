@@ -92,9 +92,9 @@ class Timing:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 10) -> dict:
@@ -114,7 +114,7 @@ class Stack:
     prometheus_port: int = field(default_factory=free_port)
 
     def command(self, *args: str, profile: str = "monitoring") -> list[str]:
-        return [*compose_command(), *(a for f in self.files for a in ("-f", f)),
+        return [*compose_command(), *(arg for path in self.files for arg in ("-f", path)),
                 "--profile", profile, *args]
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -143,7 +143,7 @@ class Stack:
     def drift_alerts(self) -> list[dict]:
         """MnistDrift's alerts now, pending or firing."""
         alerts = get_json(f"{self.prometheus}/api/v1/alerts")["data"]["alerts"]
-        return [a for a in alerts if a["labels"].get("alertname") == ALERT]
+        return [alert for alert in alerts if alert["labels"].get("alertname") == ALERT]
 
     def monitoring(self) -> dict:
         return get_json(f"{self.api}/monitoring")
@@ -184,8 +184,8 @@ def scraped(stack: Stack) -> bool:
     """Prometheus scrapes the api, and the api exports its model's reference."""
     up = stack.query("up")
     reference = stack.query("mnist_reference_available")
-    return bool(up) and all(r["value"][1] == "1" for r in up) \
-        and bool(reference) and all(r["value"][1] == "1" for r in reference)
+    return bool(up) and all(row["value"][1] == "1" for row in up) \
+        and bool(reference) and all(row["value"][1] == "1" for row in reference)
 
 
 class Sender(threading.Thread):
@@ -242,8 +242,8 @@ class Outcome:
 
 
 def firing_signals(stack: Stack) -> list[str]:
-    return sorted(a["labels"].get("signal", "?") for a in stack.drift_alerts()
-                  if a["state"] == "firing")
+    return sorted(alert["labels"].get("signal", "?") for alert in stack.drift_alerts()
+                  if alert["state"] == "firing")
 
 
 def run_stream(stack: Stack, stream: str, sent: list[Request], timing: Timing) -> Outcome:
@@ -279,11 +279,12 @@ def run_stream(stack: Stack, stream: str, sent: list[Request], timing: Timing) -
 def answers_in_window(stack: Stack) -> float:
     """The answers Prometheus counts in the rule window (MnistDrift judges from
     MIN_ANSWERS on)."""
-    return max((float(r["value"][1]) for r in stack.query(ANSWERS)), default=0.0)
+    return max((float(row["value"][1]) for row in stack.query(ANSWERS)), default=0.0)
 
 
 def highest_score(stack: Stack) -> float:
-    return max((float(r["value"][1]) for r in stack.query("mnist:drift_score")), default=0.0)
+    return max((float(row["value"][1]) for row in stack.query("mnist:drift_score")),
+               default=0.0)
 
 
 def run_in_distribution(stack: Stack, timing: Timing) -> Outcome:
@@ -300,7 +301,8 @@ def run_in_distribution(stack: Stack, timing: Timing) -> Outcome:
         locust = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   text=True)
         while locust.poll() is None:
-            seen.update(f"{a['labels'].get('signal')} {a['state']}" for a in stack.drift_alerts())
+            seen.update(f"{alert['labels'].get('signal')} {alert['state']}"
+                        for alert in stack.drift_alerts())
             armed, score = max(armed, answers_in_window(stack)), max(score, highest_score(stack))
             time.sleep(POLL_S)
         log.seek(0)
@@ -341,8 +343,9 @@ def stacks(project: str, streams: list[str], data: str,
         shared.write_text("volumes:\n  models:\n    external: true\n"
                           f"    name: {project}_models\n")
         base = Stack(project, ["docker-compose.yml"], data)
-        others = {s: Stack(f"{project}-{s.replace('_', '-')}",
-                           ["docker-compose.yml", str(shared)], data) for s in streams}
+        others = {stream: Stack(f"{project}-{stream.replace('_', '-')}",
+                                ["docker-compose.yml", str(shared)], data)
+                  for stream in streams}
         everything = [*others.values(), base]  # the volume's users first
         for stack in everything:
             stack.down()
@@ -382,15 +385,15 @@ def start(base: Stack, others: dict[str, Stack]) -> None:
 def table(outcomes: list[Outcome]) -> str:
     rows = [("stream", "signal expected", "signals fired", "s to firing", "answers",
              "/monitoring", "result")]
-    for o in outcomes:
-        rows.append((o.stream, o.expected or "none", ", ".join(o.fired) or "none",
-                     f"{o.seconds:.0f}" if o.seconds is not None else "-", str(o.answers),
-                     o.status, "PASS" if o.passed else "FAIL"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for out in outcomes:
+        rows.append((out.stream, out.expected or "none", ", ".join(out.fired) or "none",
+                     f"{out.seconds:.0f}" if out.seconds is not None else "-",
+                     str(out.answers), out.status, "PASS" if out.passed else "FAIL"))
+    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
              for row in rows]
-    lines += [f"{o.stream}: {o.note}" for o in outcomes if o.note]
-    lines += [f"{o.stream}: FAIL: {p}" for o in outcomes for p in o.problems]
+    lines += [f"{out.stream}: {out.note}" for out in outcomes if out.note]
+    lines += [f"{out.stream}: FAIL: {problem}" for out in outcomes for problem in out.problems]
     return "\n".join(lines)
 
 
@@ -403,11 +406,12 @@ def prove(base: Stack, others: dict[str, Stack], data: str, timing: Timing) -> l
         f"(bound {timing.fire_bound_s:.0f} s)")
     with ThreadPoolExecutor(len(others) + 1) as pool:
         in_distribution = pool.submit(run_in_distribution, base, timing)
-        runs = [pool.submit(run_stream, others[s], s, sent[s], timing) for s in others]
+        runs = [pool.submit(run_stream, stack, stream, sent[stream], timing)
+                for stream, stack in others.items()]
         for run in runs:
-            o = run.result()
-            print(f"  {o.stream}: {'fired' if o.seconds else 'did not fire'} "
-                  f"({', '.join(o.fired) or 'none'}) after {o.answers} answers", flush=True)
+            out = run.result()
+            print(f"  {out.stream}: {'fired' if out.seconds else 'did not fire'} "
+                  f"({', '.join(out.fired) or 'none'}) after {out.answers} answers", flush=True)
         return [in_distribution.result(), *(run.result() for run in runs)]
 
 
@@ -438,7 +442,7 @@ def main() -> int:
             return 1
     log(f"results ({time.monotonic() - t0:.0f} s in all)")
     print(table(outcomes))
-    passed = all(o.passed for o in outcomes)
+    passed = all(out.passed for out in outcomes)
     print(f"monitoring-e2e: {'PASS' if passed else 'FAIL'}")
     return 0 if passed else 1
 

@@ -88,7 +88,7 @@ def _neighbours(ink: np.ndarray) -> list[np.ndarray]:
 def _thinning_pass(ink: np.ndarray, first: bool) -> bool:
     """One sub-iteration of Zhang-Suen thinning, in place; whether it removed a pixel."""
     p2, p3, p4, p5, p6, p7, p8, p9 = ring = _neighbours(ink)
-    count = sum(n.astype(np.int8) for n in ring)
+    count = sum(neighbour.astype(np.int8) for neighbour in ring)
     # Exactly one 0 -> 1 step around the ring: the pixel is on the border of one stroke.
     steps = sum((~a & b).astype(np.int8) for a, b in zip(ring, ring[1:] + ring[:1], strict=True))
     keep_shape = (~(p2 & p4 & p6) & ~(p4 & p6 & p8)) if first \
@@ -152,11 +152,12 @@ def requests(stream: str, images: np.ndarray, labels: np.ndarray,
     /predict_pixels answers 422 to an inverted tensor (its background is the brightest
     level: no ink stands out), so that stream takes the tensor API, which infers anything."""
     builders: dict[str, Callable[[], list[Request]]] = {
-        "class_mix": lambda: [upload(encode_png(d)) for d in class_mix(images, labels)],
-        "inverted": lambda: [tensor(d) for d in inverted(images)],
-        "thin_strokes": lambda: [upload(encode_png(d)) for d in thin_strokes(images)],
-        "rotated_photos": lambda: [upload(j, "image/jpeg")
-                                   for j in rotated_photos(images, seed)],
+        "class_mix": lambda: [upload(encode_png(digit))
+                              for digit in class_mix(images, labels)],
+        "inverted": lambda: [tensor(digit) for digit in inverted(images)],
+        "thin_strokes": lambda: [upload(encode_png(digit)) for digit in thin_strokes(images)],
+        "rotated_photos": lambda: [upload(jpeg, "image/jpeg")
+                                   for jpeg in rotated_photos(images, seed)],
     }
     return builders[stream]()
 
@@ -165,9 +166,9 @@ def table() -> str:
     """The streams as a markdown table (docs/monitoring.md's generated block)."""
     rows = ["| stream | who sends it | to | MnistDrift must fire with | moves too |",
             "|---|---|---|---|---|"]
-    rows += [f"| `{s}` | {CLIENT[s]} | `{ROUTE[s]}` | `{SIGNAL[s]}` | "
-             f"{', '.join(f'`{m}`' for m in MOVES[s][1:]) or 'nothing else'} |"
-             for s in STREAMS]
+    rows += [f"| `{stream}` | {CLIENT[stream]} | `{ROUTE[stream]}` | `{SIGNAL[stream]}` | "
+             f"{', '.join(f'`{moved}`' for moved in MOVES[stream][1:]) or 'nothing else'} |"
+             for stream in STREAMS]
     return "\n".join(rows)
 
 
@@ -182,7 +183,7 @@ def main() -> None:
     images, labels = digits.test_images[:500], digits.test_labels[:500]
     for stream in STREAMS:
         sent = requests(stream, images, labels)
-        size = sum(len(r.body) for r in sent) / len(sent)
+        size = sum(len(request.body) for request in sent) / len(sent)
         print(f"{stream:15} {len(sent):4} requests to {sent[0].path}, {size:.0f} bytes each; "
               f"moves {', '.join(MOVES[stream])}")
 
