@@ -133,9 +133,9 @@ fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECON
 	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 lint: setup  ## ruff and mypy
-	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy fuzz
+	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy docker fuzz
 	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py \
-	  deploy/prometheus fuzz
+	  deploy/prometheus docker/monitoring_e2e.py fuzz
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is
