@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -461,6 +462,41 @@ def step_limits(run: Run, port: int) -> None:
         and lim["silent_headers_closed_after_s"] <= 15)
 
 
+def prometheus_view(url: str) -> dict:
+    """What the stack's Prometheus sees: its api targets by health, the replicas whose
+    answers it has scraped, and its rule groups' health."""
+    targets = get(url + "/api/v1/targets?state=active")["data"]["activeTargets"]
+    query = urllib.parse.quote("count(sum by (instance) (mnist_predictions_total) > 0)")
+    result = get(f"{url}/api/v1/query?query={query}")["data"]["result"]
+    rules = get(url + "/api/v1/rules")["data"]["groups"]
+    return {"targets_up": sum(t["health"] == "up" for t in targets),
+            "targets": len(targets),
+            "replicas_answering": int(float(result[0]["value"][1])) if result else 0,
+            "rules_ok": bool(rules) and all(r["health"] == "ok"
+                                            for g in rules for r in g["rules"])}
+
+
+def step_prometheus(run: Run, url: str) -> None:
+    """Prometheus finds every replica through tasks.api (DNS, refreshed every 30 s) and
+    scrapes its answers: wait up to two refreshes for the targets to match the tasks."""
+    print("== 8. Prometheus: one target per replica, each scraped", flush=True)
+    replicas, deadline = len(running_tasks()), time.monotonic() + 90
+    view: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            view = prometheus_view(url)
+        except (OSError, ValueError, KeyError) as exc:
+            view = {"error": str(exc)[:300]}
+        if view.get("targets_up") == view.get("targets") == replicas \
+                and view.get("replicas_answering") == replicas:
+            break
+        time.sleep(5)
+    run.fig["prometheus"] = {**view, "replicas": replicas}
+    run.checks["8 Prometheus: every replica a target, up and scraped; rules healthy"] = (
+        view.get("targets_up") == view.get("targets") == replicas
+        and view.get("replicas_answering") == replicas and view.get("rules_ok") is True)
+
+
 def report(run: Run, path: str) -> int:
     run.fig["checks"] = run.checks
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -505,6 +541,7 @@ def main() -> int:
     args = parse_args()
     port = int(os.environ.get("SWARM_PORT", "8080"))
     grpc_port = int(os.environ.get("SWARM_GRPC_PORT", "8001"))
+    prometheus = f"http://127.0.0.1:{os.environ.get('SWARM_PROMETHEUS_PORT', '9090')}"
     run = Run(f"http://127.0.0.1:{port}", args.users, Path(tempfile.mkdtemp(prefix="swarm-e2e-")),
               grpc=f"127.0.0.1:{grpc_port}")
     run.fig.update(users=args.users, machine=f"{os.cpu_count()} cores, load generator on "
@@ -520,7 +557,8 @@ def main() -> int:
             (step_grpc, ()),
             (step_rollout, (old, new_image, new)), (step_rollback, (new_image, new)),
             (step_kill, ()), (step_drain, ()), (step_throughput, ()),
-            (step_photos, (old, old_image)), (step_limits, (port,))])
+            (step_photos, (old, old_image)), (step_limits, (port,)),
+            (step_prometheus, (prometheus,))])
     finally:
         if not args.keep:
             subprocess.run([*SWARM, "down"], cwd=ROOT)
