@@ -24,6 +24,15 @@ os.environ.setdefault("MNIST_WORKERS", "1")
 # the default port, servers started at once (here, or by another checkout's tests) would
 # refuse to start, or share it through SO_REUSEPORT.
 os.environ.setdefault("MNIST_GRPC_PORT", "0")
+# Locust's import patches the whole process with gevent (patch_all), the tests included
+# when they import its locustfile. gevent's Popen forks with os.fork, which runs gRPC's
+# at-fork handlers, and these can wait forever while a gRPC channel or server of an
+# earlier test is alive: a test that started a server hung in fork. The tests import
+# Locust unpatched; the Locust processes they start (and users' runs) still patch.
+os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+import locust  # noqa: E402, F401
+
+del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,15 @@ def test_compose_passes_the_load_test_settings_only_when_set():
     assert not {"--users", "-u", "--spawn-rate", "-r", "--run-time", "-t",
                 "--load-profile"} & set(words), words
     assert not [word for word in words if word.startswith("--slo-")], words
+
+
+def test_the_test_process_is_not_patched_by_gevent():
+    """This module imports Locust; the tests' own process stays unpatched (tests/conftest.py):
+    gevent's Popen forks with os.fork, which runs gRPC's at-fork handlers, and a test that
+    started a server while a gRPC channel was alive hung there."""
+    import subprocess
+    import sys
+
+    assert "locust" in sys.modules
+    assert subprocess.Popen.__module__ == "subprocess"
+    assert "gevent.monkey" not in sys.modules or not sys.modules["gevent.monkey"].saved
