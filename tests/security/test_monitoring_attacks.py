@@ -33,7 +33,8 @@ def _good() -> dict[str, Any]:
     rng = np.random.default_rng(0)
     x = np.zeros((200, 28, 28), np.float32)
     x[:, 6:22, 12:16] = rng.uniform(128, 255, (200, 16, 4))
-    return profiles.build("unit", x, rng.dirichlet(np.ones(10) * 0.2, 200)).to_dict()
+    profile = profiles.build("unit", x, rng.dirichlet(np.ones(10) * 0.2, 200))
+    return json.loads(json.dumps(profile.to_dict()))  # as a file holds it: lists
 
 
 def _model(folder: Path, name: str = profiles.REFERENCE_FILE) -> SimpleNamespace:
