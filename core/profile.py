@@ -25,6 +25,9 @@ from core.contract import CONTRACT
 REFERENCE_FILE = "reference.json"  # the profile's file inside the model's store entry
 META_REFERENCE = "reference_profile"  # the store metadata key naming that file
 PROFILE_FORMAT = 1  # bumped when the file's layout changes
+# A profile is a few KiB (its length is fixed by the bucket edges): a file larger than
+# this is not one, and is not read whole (a damaged store's /dev/zero would never end).
+MAX_FILE_BYTES = 1 << 20
 
 # Top-1 probability under this is a low-confidence answer (one of CONFIDENCE_EDGES).
 LOW_CONFIDENCE = 0.5
@@ -178,7 +181,18 @@ def save(profile: Profile, path: Path) -> None:
 
 
 def load(path: Path) -> Profile:
-    return from_dict(json.loads(path.read_text()))
+    """The profile in a file; OSError or ValueError (KeyError, TypeError: fields missing
+    or of another type) when it is not one."""
+    if not path.is_file():
+        raise ValueError(f"{path.name} is not a regular file")
+    with path.open("rb") as file:
+        text = file.read(MAX_FILE_BYTES + 1)
+    if len(text) > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is larger than any profile ({MAX_FILE_BYTES} bytes)")
+    try:
+        return from_dict(json.loads(text))
+    except RecursionError:  # nested deeper than the parser goes: no profile is
+        raise ValueError(f"{path.name} is nested too deep to be a profile") from None
 
 
 # Drift: the population stability index, with shares floored so that an empty bucket on

@@ -128,19 +128,43 @@ def _reference_histograms(profile: Profile) -> dict[str, Any]:
     return {"confidence": profile.confidence, "entropy": profile.entropy, **profile.inputs}
 
 
+# Shares read back from a file, rounded there: their sum is 1 within this.
+SHARE_SUM_TOLERANCE = 1e-3
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (what a gauge can be set to), not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_shares(what: str, shares: Any) -> None:
+    """ValueError unless `shares` are numbers in 0..1 that sum to 1."""
+    if not all(_is_number(s) and 0 <= s <= 1 for s in shares) \
+            or abs(sum(shares) - 1) > SHARE_SUM_TOLERANCE:
+        raise ValueError(f"{what}: not shares in 0..1 that sum to 1")
+
+
 def check_reference(profile: Profile) -> None:
-    """ValueError unless the profile describes what this service measures: ten digits, and
-    every histogram on this code's bucket edges (a profile made with other edges cannot be
-    compared bucket by bucket)."""
+    """ValueError unless the profile describes what this service measures: ten digit
+    shares, and every histogram on this code's bucket edges (a profile made with other
+    edges cannot be compared bucket by bucket); and unless every number exported is one
+    (a damaged file's NaN or string is no reference: a gauge set to it raises)."""
     if len(profile.digit_share) != CONTRACT.num_classes:
         raise ValueError(f"{len(profile.digit_share)} digit shares, expected "
                          f"{CONTRACT.num_classes}")
+    _check_shares("digit_share", profile.digit_share)
+    if not (_is_number(profile.low_confidence_share) and 0 <= profile.low_confidence_share <= 1):
+        raise ValueError("low_confidence_share: not a share in 0..1")
     hists = _reference_histograms(profile)
     for key, observed in HISTOGRAMS.items():
         hist = hists.get(key)
         if hist is None or tuple(hist.edges) != observed.edges \
                 or len(hist.shares) != len(observed.edges) + 1:
             raise ValueError(f"histogram {key!r} is missing or not on this service's edges")
+        _check_shares(key, hist.shares)
+        if not (_is_number(hist.mean) and _is_number(hist.std) and hist.std >= 0):
+            raise ValueError(f"histogram {key!r}: its mean and std are not numbers")
 
 
 def export_reference(version: str, profile: Profile | None) -> None:

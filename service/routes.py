@@ -13,9 +13,10 @@ handles HTTP and delegates to the worker's service instance (service/served.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -25,6 +26,7 @@ from service import oip_routes
 from service.metrics import collected, metrics_route
 from service.monitoring_report import report
 from service.served import served
+from service.single_flight import SingleFlight
 
 PAGE = Path(__file__).parent / "page"
 
@@ -44,12 +46,20 @@ async def openapi_route(_: Request) -> JSONResponse:
     return JSONResponse(served().openapi())
 
 
+def _monitoring_report() -> dict[str, Any]:
+    return report(served().monitor, collected())
+
+
+@cache
+def _monitoring_reads() -> SingleFlight[dict[str, Any]]:
+    """The worker's one reader of every worker's series (blocking I/O: on a thread):
+    concurrent callers share its next read instead of piling up threads."""
+    return SingleFlight(_monitoring_report)
+
+
 async def monitoring_route(_: Request) -> JSONResponse:
-    service = served()
-    service.monitor.flush()  # this worker's latest answers; the others' within FLUSH_S
-    # Reading every worker's series is blocking I/O: off the event loop, as /metrics.
-    body = await anyio.to_thread.run_sync(lambda: report(service.monitor, collected()))
-    return JSONResponse(body)
+    served().monitor.flush()  # this worker's latest answers; the others' within FLUSH_S
+    return JSONResponse(await _monitoring_reads()())
 
 
 def web_app() -> Starlette:

@@ -99,7 +99,10 @@ def reference_profile(model: bentoml.Model,
     if not name:
         return None
     try:
-        profile = profiles.load(Path(model.path_of(str(name))))
+        # A file of the model's own folder: BentoML's path_of joins any path ("../..").
+        if not isinstance(name, str) or Path(name).name != name or name == "..":
+            raise ValueError(f"{name!r} is not a file name in the model's folder")
+        profile = profiles.load(Path(model.path_of(name)))
         check(profile)
         return profile
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
