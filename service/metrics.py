@@ -30,7 +30,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import anyio
 import bentoml
 import prometheus_client as prom
 from prometheus_client import multiprocess
@@ -38,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.single_flight import SingleFlight
 
 UNMATCHED = "<unmatched>"
 NAMESPACE = "bentoml_service"  # BentoML's own, so its dashboards read ours
@@ -175,7 +176,12 @@ def exposition() -> bytes:
     return prom.generate_latest(collected())
 
 
+@cache
+def _expositions() -> SingleFlight[bytes]:
+    """The worker's one reader of every worker's files (blocking I/O: on a thread):
+    concurrent scrapes share its next read instead of piling up threads."""
+    return SingleFlight(exposition)
+
+
 async def metrics_route(_: Request) -> Response:
-    # Reading the multiprocess files is blocking I/O: off the event loop.
-    body = await anyio.to_thread.run_sync(exposition)
-    return Response(body, media_type=prom.CONTENT_TYPE_LATEST)
+    return Response(await _expositions()(), media_type=prom.CONTENT_TYPE_LATEST)

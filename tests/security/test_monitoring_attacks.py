@@ -143,3 +143,40 @@ def test_concurrent_monitoring_calls_share_one_read_at_a_time(client, monkeypatc
     assert codes == [200] * calls
     assert most[0] == 1, f"{most[0]} reads at once"
     assert runs[0] < calls / 2, f"{runs[0]} reads for {calls} calls"
+
+
+def test_concurrent_scrapes_share_one_read_at_a_time(client, monkeypatch):
+    """/metrics reads every worker's files too (a little more than /monitoring does): the
+    same pile-up, the same remedy."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import service.metrics as metrics
+
+    lock, running, most, runs = threading.Lock(), [0], [0], [0]
+    real = metrics.exposition
+
+    def slow_exposition() -> bytes:
+        with lock:
+            running[0] += 1
+            runs[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        try:
+            return real()
+        finally:
+            with lock:
+                running[0] -= 1
+
+    metrics._expositions.cache_clear()  # the reader reads the function it was made with
+    monkeypatch.setattr(metrics, "exposition", slow_exposition)
+    calls = 24
+    try:
+        with ThreadPoolExecutor(calls) as pool:
+            codes = list(pool.map(lambda _: client.get("/metrics").status_code, range(calls)))
+    finally:
+        metrics._expositions.cache_clear()
+    assert codes == [200] * calls
+    assert most[0] == 1, f"{most[0]} reads at once"
+    assert runs[0] < calls / 2, f"{runs[0]} reads for {calls} calls"
