@@ -27,7 +27,6 @@ from tests.service.browser import (
     NEEDS_CHROMIUM,
     assert_fits_a_phone,
     assert_only_own_script,
-    chromium,
     recorded_page,
 )
 
@@ -37,12 +36,6 @@ WAIT_MS = 30_000  # a poll, and the workers' pending answers flushed, on a loade
 # Chromium logs every failed fetch to the console itself: expected where a test makes one.
 FAILED_503 = "Failed to load resource: the server responded with a status of 503 " \
              "(Service Unavailable)"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -22,17 +22,10 @@ from tests.service.browser import (
     NEEDS_CHROMIUM,
     assert_fits_a_phone,
     assert_only_own_script,
-    chromium,
     recorded_page,
 )
 
 pytestmark = NEEDS_CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
