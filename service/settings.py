@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.contract import MODEL_NAME
+from core.feedback import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from service.cpus import usable_cpus
 
 PREFIX = "MNIST_"
@@ -97,6 +98,23 @@ class Settings(BaseSettings):
                              "answer (predicted digit, confidence, input statistics) beside "
                              "the model's reference profile, on /metrics and `GET "
                              "/monitoring`; 0: nothing observed (`/monitoring` says so)")
+
+    feedback_url: str = Field(default=DEFAULT_FEEDBACK_URL, description="the database "
+                              "`POST /feedback` writes to: `sqlite:///<path>` (WAL, every "
+                              "commit synced) or `postgresql://user:password@host/db`")
+    feedback_timeout_s: float = Field(default=2, gt=0, description="seconds to connect to "
+                                      "the feedback database and to commit a row; beyond, "
+                                      "`/feedback` answers 503")
+    feedback_retry_after_s: int = Field(default=5, ge=1, description="the `Retry-After` of "
+                                        "`/feedback`'s 503 while its database is down")
+    challenger_tag: str = Field(default="", description="model-store tag of a second "
+                                "model version scored in shadow on a share of the answered "
+                                "requests, off the response path; empty: none")
+    shadow_share: float = Field(default=0.25, ge=0, le=1, description="share of the "
+                                "answered images the challenger also scores (measured by "
+                                "`make bench`: docs/benchmarks.md)")
+    shadow_queue: int = Field(default=1024, ge=1, description="sampled images waiting for "
+                              "the challenger per worker; beyond, dropped and counted")
 
     @field_validator("providers", mode="before")
     @classmethod
