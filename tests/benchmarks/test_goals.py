@@ -54,3 +54,13 @@ def test_the_monitoring_goal_at_its_bound():
     assert goals.monitoring_goal(results["monitoring"]).met
     results["monitoring"]["ratio"] -= 0.001
     assert not goals.monitoring_goal(results["monitoring"]).met
+
+
+def test_the_shadow_goal_at_its_bound_and_missed_unmeasured():
+    results = _results(1600.0)
+    results["shadow"]["ratio"] = goals.SHADOW_RATIO
+    assert goals.shadow_goal(results["shadow"]).met
+    results["shadow"]["ratio"] -= 0.001
+    assert not goals.shadow_goal(results["shadow"]).met
+    assert goals.shadow_goal(None) == (goals.shadow_goal(None).goal,
+                                       "not measured in this run", False)
