@@ -229,11 +229,13 @@ class MNISTService:
 
     @bentoml.on_startup
     def start_shadow(self) -> None:
+        """The worker's shadow scoring thread, when it has a challenger (service/shadow.py)."""
         if self.shadow is not None:
             self.shadow.start()
 
     @bentoml.on_shutdown
     def stop_shadow(self) -> None:
+        """The batch being scored finishes; what is still queued is dropped."""
         if self.shadow is not None:
             self.shadow.stop()
 

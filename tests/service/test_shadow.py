@@ -336,9 +336,14 @@ def test_a_served_challenger_is_scored_in_shadow(trained, tmp_path, test_digits)
         shadow = _wait_for(lambda: read("/monitoring")["shadow"]["answers"], 20)
         body = read("/monitoring")["shadow"]
         model = read("/model")
+        with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+            metrics = response.read().decode().splitlines()
     assert shadow == 20 and body["agreement"] == 1.0 and body["dropped"] == 0
     assert body["disagreements"] == [[0] * 10] * 10 and body["latency_ratio"] > 0
     assert model["challenger"] == model["tag"]
+    version = model["tag"].split(":")[1]
+    for role in ("champion", "challenger"):
+        assert f'mnist_model_info{{role="{role}",version="{version}"}} 1.0' in metrics
 
 
 def test_a_challenger_that_cannot_be_loaded_stops_the_start(trained, tmp_path):
