@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ SENDERS = 8  # concurrent clients posting photos and feedback
 TRAIN_ARGS = ["--epochs", "10"]  # as the other e2e proofs: the loop, not the last 0.1 %
 EVIDENCE_TIMEOUT_S = 300
 WATCH_S = 90  # the promotion's watch here (THRESHOLDS.watch_s in production)
+DB_VOLUME = "postgres-data"  # the stack's feedback database volume: emptied before and after
 
 
 @dataclass
@@ -282,26 +284,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def empty_database(stack: str) -> None:
+    """The stack's feedback database starts empty (its volume, left by an earlier stack,
+    would hold older rows and another password): remove it once the stack is down."""
+    volume = f"{stack}_{DB_VOLUME}"
+    for _ in range(30):  # its container may take a moment to go after `stack rm`
+        if subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True
+                          ).returncode == 0:
+            return
+        time.sleep(1)
+
+
+def make_run(args: argparse.Namespace) -> Run:
+    """The run's settings: the stack's ports, a store of its own, a fresh database password."""
+    port, prom, db_port = (os.environ.get(k, d) for k, d in (
+        ("SWARM_PORT", "8080"), ("SWARM_PROMETHEUS_PORT", "9090"),
+        ("SWARM_POSTGRES_PORT", "5432")))
+    out = Path(tempfile.mkdtemp(prefix="loop-e2e-"))
+    password = secrets.token_hex(16)
+    env = {"API_REPLICAS": "2", "BENTOML_HOME": str(out / "store"),
+           "POSTGRES_PASSWORD": password}
+    url = f"postgresql://mnist:{password}@127.0.0.1:{db_port}/mnist"
+    return Run(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom}", url, args.users,
+               out, env)
+
+
 def main() -> int:
     args = parse_args()
-    port, prom = (os.environ.get(k, d) for k, d in (("SWARM_PORT", "8080"),
-                                                   ("SWARM_PROMETHEUS_PORT", "9090")))
-    out = Path(tempfile.mkdtemp(prefix="loop-e2e-"))
-    env = {"API_REPLICAS": "2", "BENTOML_HOME": str(out / "store")}
-    run = Run(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom}",
-              os.environ.get("LOOP_FEEDBACK_URL", FEEDBACK_URL), args.users, out, env)
+    run = make_run(args)
+    stack = os.environ.get("STACK", "mnist")
     run.fig.update(users=args.users, machine=f"{os.cpu_count()} cores: load, proxy, "
                    "replicas, database and training share them")
     t0 = time.monotonic()
     try:
-        pop = prepare(resolve(None), out / "data")
-        champion = step_champion(run, out / "data", pop)
-        challenger = step_feedback_and_retrain(run, out / "data", pop, champion)
+        subprocess.run([*SWARM, "down"], cwd=ROOT, env={**os.environ, **run.env})
+        empty_database(stack)
+        pop = prepare(resolve(None), run.out / "data")
+        champion = step_champion(run, run.out / "data", pop)
+        challenger = step_feedback_and_retrain(run, run.out / "data", pop, champion)
         step_shadow(run, pop, champion, challenger)
         step_promote(run, pop, challenger)
     finally:
         if not args.keep:
-            subprocess.run([*SWARM, "down"], cwd=ROOT, env={**os.environ, **env})
+            subprocess.run([*SWARM, "down"], cwd=ROOT, env={**os.environ, **run.env})
+            empty_database(stack)
         run.fig["total_s"] = round(time.monotonic() - t0, 1)
     return report(run, args.json)
 
