@@ -1,18 +1,27 @@
 """deploy/postgres: the feedback database's image agrees with compose and the Swarm stack
-that run it, and with the api they point at it; durability is left on.
+that run it, and with the api they point at it; durability is left on; and the image,
+run as they run it (where Docker is), initialises once, demands its password, stops fast
+and cleanly, and keeps a committed row through a clean stop and a SIGKILL.
 
     pytest tests/deploy/test_postgres.py
-    make compose-e2e     # the image run: /feedback into it, stopped, started, row kept
+    make compose-e2e     # the image behind the api: /feedback, stopped, started, row kept
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import yaml
 
+from core.feedback import Feedback, StoreUnavailable, open_store
+from tests.deploy.proxy_image import skip_without_docker
 from tests.helpers import ROOT
 
 IMAGE = ROOT / "deploy/postgres"
@@ -96,3 +105,81 @@ def test_the_server_runs_as_pid_1_stops_fast_and_keeps_durability_on():
                                     for svc in [_services(form)["postgres"]])
     assert not re.search(r"fsync|synchronous_commit|full_page_writes", settings)
     assert "--auth-host=scram-sha-256" in entrypoint
+
+
+def _docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return (done.stdout + done.stderr).strip()  # `docker logs` passes the server's stderr
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """The image, built from this checkout and run as compose runs it (read-only, no
+    capabilities, a named volume), on a loopback port: its container's name."""
+    skip_without_docker()
+    name = f"mnist-postgres-test-{uuid.uuid4().hex[:8]}"
+    _docker("build", "-q", "-t", "mnist-postgres:test", str(IMAGE))
+    _docker("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
+            "--tmpfs", "/run/postgresql", "--tmpfs", "/tmp", "-v", f"{name}:/var/lib/postgresql/data",
+            "-e", "POSTGRES_PASSWORD=test-secret", "-p", "127.0.0.1::5432", "mnist-postgres:test")
+    try:
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", name], capture_output=True)
+
+
+def _healthy(name: str) -> str:
+    """Waits for the container's health check to pass: its URL (the loopback port changes
+    with each start)."""
+    for _ in range(120):
+        if _docker("inspect", "-f", "{{.State.Health.Status}}", name) == "healthy":
+            port = _docker("port", name, "5432/tcp").split(":")[-1]
+            return f"postgresql://mnist:test-secret@127.0.0.1:{port}/mnist"
+        time.sleep(0.5)
+    pytest.fail(_docker("logs", name))
+
+
+def _row(url: str) -> int:
+    store = open_store(url, 5)
+    try:
+        return store.add(Feedback(pixels=np.full((28, 28), 7, np.uint8), truth=7, answered=1,
+                                  model_version="test"))
+    finally:
+        store.close()
+
+
+def _ids(url: str) -> list[int]:
+    store = open_store(url, 5)
+    try:
+        return [row.id for row in store.rows() if row.id is not None]
+    finally:
+        store.close()
+
+
+def test_the_image_demands_the_password_and_serves_as_pid_1(database):
+    name = database
+    url = _healthy(name)
+    with pytest.raises(StoreUnavailable):
+        _row(url.replace("test-secret", "wrong"))
+    assert _docker("exec", name, "cat", "/proc/1/comm") == "postgres"
+    assert _docker("exec", name, "psql", "-d", "mnist", "-Atc",
+                   "show fsync; show synchronous_commit") == "on\non"
+
+
+def test_a_committed_row_survives_a_clean_stop_and_a_sigkill(database):
+    name = database
+    first = _row(_healthy(name))
+    started = time.monotonic()
+    _docker("stop", name)  # the image's STOPSIGNAL: a fast shutdown, with no SIGKILL
+    assert time.monotonic() - started < 5
+    assert _docker("inspect", "-f", "{{.State.ExitCode}}", name) == "0"
+    assert "database system is shut down" in _docker("logs", "--tail", "3", name)
+    _docker("start", name)
+    second = _row(_healthy(name))
+    _docker("kill", "-s", "KILL", name)  # right after the commit
+    _docker("start", name)
+    assert {first, second} <= set(_ids(_healthy(name)))
+    # The volume was initialised once, at the first start only.
+    assert _docker("logs", name).count("initialising") == 1
