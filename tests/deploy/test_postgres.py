@@ -121,7 +121,8 @@ def database() -> Iterator[str]:
     name = f"mnist-postgres-test-{uuid.uuid4().hex[:8]}"
     _docker("build", "-q", "-t", "mnist-postgres:test", str(IMAGE))
     _docker("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
-            "--tmpfs", "/run/postgresql", "--tmpfs", "/tmp", "-v", f"{name}:/var/lib/postgresql/data",
+            "--tmpfs", "/run/postgresql", "--tmpfs", "/tmp",
+            "-v", f"{name}:{_dockerfile('VOLUME')}",
             "-e", "POSTGRES_PASSWORD=test-secret", "-p", "127.0.0.1::5432", "mnist-postgres:test")
     try:
         yield name
