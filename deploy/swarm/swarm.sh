@@ -4,6 +4,8 @@
 #   deploy/swarm/swarm.sh rollout      train a new model version, build its image, roll out
 #   deploy/swarm/swarm.sh image        train a new model version and build its image only
 #   deploy/swarm/swarm.sh update IMG   roll out an image (exit 1 when Swarm rolled it back)
+#   deploy/swarm/swarm.sh model-image V [C]  build the image of store version V (with
+#                                      version C as its challenger in shadow); prints it
 #   deploy/swarm/swarm.sh down         remove the stack (and the swarm, if `up` created it)
 # Called by `make swarm-up|swarm-rollout|swarm-down`. Settings: API_REPLICAS (2),
 # SWARM_PORT (8080, HTTP), SWARM_GRPC_PORT (8001, the OIP gRPC service),
@@ -65,16 +67,21 @@ train() {
   "$PYTHON" -m training --output-dir "${ARTIFACTS:-artifacts}" ${TRAIN_ARGS:-} >&2
 }
 
-model_image() {  # the image of one model version: the service image with it baked in
-  local version=$1 ctx
+model_image() {  # the image of one model version (and of a challenger scored in shadow)
+  local version=$1 challenger=${2:-} ctx tag
   ctx=$(mktemp -d)
   mkdir -p "$ctx/store/models/$MODEL"
-  cp -r "$BENTOML_HOME/models/$MODEL/$version" "$ctx/store/models/$MODEL/"
+  for v in "$version" $challenger; do
+    [ -d "$BENTOML_HOME/models/$MODEL/$v" ] || die "no model version $v in $BENTOML_HOME"
+    cp -r "$BENTOML_HOME/models/$MODEL/$v" "$ctx/store/models/$MODEL/"
+  done
   printf '%s' "$version" > "$ctx/store/models/$MODEL/latest"
+  tag="$MODEL_REPO:$version${challenger:+-shadow-$challenger}"
   docker build -q -f deploy/swarm/model.Dockerfile --build-arg "API_BASE=$API_BASE" \
-    --build-arg "MODEL_TAG=$MODEL:$version" -t "$MODEL_REPO:$version" "$ctx" >/dev/null
+    --build-arg "MODEL_TAG=$MODEL:$version" \
+    --build-arg "CHALLENGER_TAG=${challenger:+$MODEL:$challenger}" -t "$tag" "$ctx" >/dev/null
   rm -rf "$ctx"
-  echo "$MODEL_REPO:$version"
+  echo "$tag"
 }
 
 wait_converged() {  # every api replica running (healthy: the image has a HEALTHCHECK)
@@ -166,7 +173,8 @@ case "${1:-}" in
   up) cmd_up ;;
   image) cmd_image ;;
   update) shift; cmd_update "$@" ;;
+  model-image) shift; model_image "${1:?usage: swarm.sh model-image VERSION [CHALLENGER]}" "${2:-}" ;;
   rollout) cmd_rollout ;;
   down) cmd_down ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac
