@@ -55,6 +55,10 @@ SENDERS = 8  # concurrent clients posting photos and feedback
 TRAIN_ARGS = ["--epochs", "10"]  # as the other e2e proofs: the loop, not the last 0.1 %
 EVIDENCE_TIMEOUT_S = 300
 WATCH_S = 90  # the promotion's watch here (THRESHOLDS.watch_s in production)
+# The stack's feedback database as the retraining job on the host reaches it: the port
+# swarm.sh publishes, the password stack.yml gives it (tests/deploy/test_postgres.py).
+FEEDBACK_URL = (f"postgresql://mnist:{os.environ.get('POSTGRES_PASSWORD', 'mnist-local-only')}"
+                f"@127.0.0.1:{os.environ.get('SWARM_POSTGRES_PORT', '5432')}/mnist")
 
 
 @dataclass

@@ -9,8 +9,10 @@ and cleanly, and keeps a committed row through a clean stop and a SIGKILL.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,6 +94,23 @@ def test_swarm_publishes_the_database_for_the_retraining_job_on_the_host():
     script = (ROOT / "deploy/swarm/swarm.sh").read_text()
     assert 'docker build -q -t "$POSTGRES_IMAGE" deploy/postgres' in script
     assert "SWARM_POSTGRES_PORT" in (ROOT / "docs/deployment.md").read_text()
+
+
+def test_the_loop_proof_reaches_the_stacks_database_from_the_host(monkeypatch):
+    monkeypatch.delenv("POSTGRES_PASSWORD", raising=False)
+    monkeypatch.delenv("SWARM_POSTGRES_PORT", raising=False)
+    spec = importlib.util.spec_from_file_location("loop_e2e", ROOT / "deploy/swarm/loop_e2e.py")
+    assert spec and spec.loader
+    loop = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, loop)  # its dataclasses look it up
+    spec.loader.exec_module(loop)
+    url, svc = urlsplit(loop.FEEDBACK_URL), _services("swarm")["postgres"]
+    env, (port,) = svc["environment"], svc["ports"]
+    assert (url.hostname, str(url.port)) == ("127.0.0.1", DEFAULT.fullmatch(
+        port["published"])[2])  # type: ignore[index]
+    assert (url.username, url.password, url.path) == (
+        env["POSTGRES_USER"], DEFAULT.fullmatch(env["POSTGRES_PASSWORD"])[2],  # type: ignore[index]
+        "/" + env["POSTGRES_DB"])
 
 
 def test_the_server_runs_as_pid_1_stops_fast_and_keeps_durability_on():
