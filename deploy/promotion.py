@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write it into {DOCS.name}")
     args = parser.parse_args(argv)
     if args.write:
-        print(f"{DOCS.name}: {'updated' if write_block(DOCS, BLOCK, markdown_table()) else 'current'}")
+        changed = write_block(DOCS, BLOCK, markdown_table())
+        print(f"{DOCS.name}: {'updated' if changed else 'current'}")
     else:
         print(markdown_table())
     return 0

@@ -295,6 +295,13 @@ def empty_database(stack: str) -> None:
         time.sleep(1)
 
 
+def feedback_url(password: str, port: str) -> str:
+    """The stack's feedback database as the retraining job on the host reaches it: the
+    port swarm.sh publishes, the role and database stack.yml creates
+    (tests/deploy/test_postgres.py)."""
+    return f"postgresql://mnist:{password}@127.0.0.1:{port}/mnist"
+
+
 def make_run(args: argparse.Namespace) -> Run:
     """The run's settings: the stack's ports, a store of its own, a fresh database password."""
     port, prom, db_port = (os.environ.get(k, d) for k, d in (
@@ -304,9 +311,8 @@ def make_run(args: argparse.Namespace) -> Run:
     password = secrets.token_hex(16)
     env = {"API_REPLICAS": "2", "BENTOML_HOME": str(out / "store"),
            "POSTGRES_PASSWORD": password}
-    url = f"postgresql://mnist:{password}@127.0.0.1:{db_port}/mnist"
-    return Run(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom}", url, args.users,
-               out, env)
+    return Run(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom}",
+               feedback_url(password, db_port), args.users, out, env)
 
 
 def main() -> int:
