@@ -36,6 +36,10 @@ def _comparison(candidate: tuple[float, float | None],
             "candidate": scores(candidate), "serving": scores(serving) if serving else None}
 
 
+def _pairs(images: np.ndarray, labels: np.ndarray) -> set[tuple[bytes, int]]:
+    return {(img.tobytes(), int(y)) for img, y in zip(images, labels, strict=True)}
+
+
 def test_the_feedback_flags_land_in_the_config_with_their_defaults():
     defaults = config_from_args(build_parser().parse_args([]))
     assert (defaults.feedback, defaults.feedback_holdout, defaults.serving_tag,
@@ -55,16 +59,15 @@ def test_the_hold_out_is_disjoint_from_training_stable_and_about_its_share():
     images, labels = _digits(2000)
     first = feedback.split("sqlite:///a.db", images, labels, 0.3)
     assert first.rows == 2000 and 500 < len(first.holdout_labels) < 700
-    trained = {(img.tobytes(), int(y)) for img, y in zip(first.train_images, first.train_labels)}
-    held = {(img.tobytes(), int(y)) for img, y in zip(first.holdout_images, first.holdout_labels)}
+    trained = _pairs(first.train_images, first.train_labels)
+    held = _pairs(first.holdout_images, first.holdout_labels)
     assert not trained & held
     # Later, with more rows and in another order: every row keeps its side.
     more_images, more_labels = _digits(500, seed=1)
     order = np.random.default_rng(2).permutation(2500)
     later = feedback.split("sqlite:///b.db", np.concatenate([images, more_images])[order],
                            np.concatenate([labels, more_labels])[order], 0.3)
-    later_held = {(img.tobytes(), int(y))
-                  for img, y in zip(later.holdout_images, later.holdout_labels)}
+    later_held = _pairs(later.holdout_images, later.holdout_labels)
     assert held <= later_held and not trained & later_held
 
 
