@@ -60,6 +60,9 @@ class TrainConfig:
     max_test_drop: float = field(default=MAX_TEST_DROP, metadata=option(
         "with --feedback: the most official test accuracy the candidate may lose against "
         "the serving model", group=FEEDBACK))
+    feedback_repeat: int = field(default=1, metadata=option(
+        "times each feedback training digit is seen per epoch (a few thousand feedback "
+        "digits among tens of thousands of official ones)", group=FEEDBACK))
     model: MLPConfig = field(default_factory=MLPConfig, metadata=option(group="model"))
     optimizer: str = field(default="adam", metadata=option(
         f"mini-batch optimizer (SGD uses Nesterov momentum {SGD_MOMENTUM:g})", choices=OPTIMIZERS,
@@ -114,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.feedback_holdout < 1.0:
             raise ValueError(f"feedback_holdout must be in (0, 1), got {self.feedback_holdout}")
+        if self.feedback_repeat < 1:
+            raise ValueError(f"feedback_repeat must be >= 1, got {self.feedback_repeat}")
         if self.max_test_drop < 0.0:
             raise ValueError(f"max_test_drop must be >= 0, got {self.max_test_drop}")
 

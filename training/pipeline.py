@@ -83,14 +83,16 @@ def split_data(ds: Dataset, cfg: TrainConfig, device: torch.device) -> Splits:
     return Splits(tensors(train_idx), tensors(val_idx), test_x, test_y)
 
 
-def add_feedback(splits: Splits, digits: feedback.FeedbackSet,
+def add_feedback(splits: Splits, digits: feedback.FeedbackSet, repeat: int,
                  device: torch.device) -> Splits:
-    """The feedback's training share joins the training digits, after the official files
-    were split: the validation digits stay official ones, so early stopping and the fitted
-    temperature keep measuring the population the test set measures, and the hold-out
-    stays the only place the feedback population is judged."""
-    images = torch.as_tensor(digits.train_images, dtype=torch.float32, device=device)
-    labels = torch.as_tensor(digits.train_labels, dtype=torch.int64, device=device)
+    """The feedback's training share joins the training digits, `repeat` times, after the
+    official files were split: the validation digits stay official ones, so early stopping
+    and the fitted temperature keep measuring the population the test set measures, and
+    the hold-out stays the only place the feedback population is judged."""
+    images = torch.as_tensor(digits.train_images, dtype=torch.float32,
+                             device=device).repeat(repeat, 1, 1)
+    labels = torch.as_tensor(digits.train_labels, dtype=torch.int64,
+                             device=device).repeat(repeat)
     train = (torch.cat([splits.train[0], images]), torch.cat([splits.train[1], labels]))
     return Splits(train, splits.val, splits.test_images, splits.test_labels)
 
@@ -187,7 +189,7 @@ def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device, Retraining
     retraining = prepare_feedback(cfg)
     splits = split_data(ds, cfg, device)
     if retraining is not None:
-        splits = add_feedback(splits, retraining.digits, device)
+        splits = add_feedback(splits, retraining.digits, cfg.feedback_repeat, device)
     extra = (f" (with {len(retraining.digits.train_labels)} feedback digits; "
              f"{len(retraining.digits.holdout_labels)} held out; serving model "
              f"{retraining.serving.tag if retraining.serving else 'none'})"

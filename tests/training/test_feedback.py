@@ -43,16 +43,19 @@ def _pairs(images: np.ndarray, labels: np.ndarray) -> set[tuple[bytes, int]]:
 def test_the_feedback_flags_land_in_the_config_with_their_defaults():
     defaults = config_from_args(build_parser().parse_args([]))
     assert (defaults.feedback, defaults.feedback_holdout, defaults.serving_tag,
-            defaults.max_test_drop) == (None, FEEDBACK_HOLDOUT, None, MAX_TEST_DROP)
+            defaults.max_test_drop, defaults.feedback_repeat) == (
+        None, FEEDBACK_HOLDOUT, None, MAX_TEST_DROP, 1)
     cfg = config_from_args(build_parser().parse_args(
         ["--feedback", "sqlite:///fb.db", "--feedback-holdout", "0.5", "--serving-tag",
-         "mnist_mlp:abc", "--max-test-drop", "0.01"]))
-    assert (cfg.feedback, cfg.feedback_holdout, cfg.serving_tag, cfg.max_test_drop) == (
-        "sqlite:///fb.db", 0.5, "mnist_mlp:abc", 0.01)
+         "mnist_mlp:abc", "--max-test-drop", "0.01", "--feedback-repeat", "3"]))
+    assert (cfg.feedback, cfg.feedback_holdout, cfg.serving_tag, cfg.max_test_drop,
+            cfg.feedback_repeat) == ("sqlite:///fb.db", 0.5, "mnist_mlp:abc", 0.01, 3)
     with pytest.raises(ValueError, match="feedback_holdout"):
         config_from_args(build_parser().parse_args(["--feedback-holdout", "1"]))
     with pytest.raises(ValueError, match="max_test_drop"):
         config_from_args(build_parser().parse_args(["--max-test-drop", "-0.1"]))
+    with pytest.raises(ValueError, match="feedback_repeat"):
+        config_from_args(build_parser().parse_args(["--feedback-repeat", "0"]))
 
 
 def test_the_hold_out_is_disjoint_from_training_stable_and_about_its_share():
