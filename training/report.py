@@ -60,8 +60,8 @@ def feedback_section(m: dict[str, Any]) -> str:
 
 Retrained with {fb['rows']} feedback digits from `{fb['source']}`: {fb['train']} joined the
 training digits, {fb['holdout']} were held out (by content) and never trained on. Compared
-with {against}; gates: {', '.join(f"{g} {'passed' if m['gates'][g] else 'FAILED'}"
-                                   for g in feedback.GATES)}.
+with {against}.
+Gates: {', '.join(f"{g} {'passed' if m['gates'][g] else 'FAILED'}" for g in feedback.GATES)}.
 
 {feedback.table(fb)}
 """
