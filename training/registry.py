@@ -30,9 +30,12 @@ from typing import Any
 
 from core.modelstore import (
     LATEST,
+    StoreError,
+    Version,
     atomic_write_text,
     fsync_path,
     inspect,
+    resolve_latest,
     stale_temps,
     versions,
 )
@@ -48,14 +51,34 @@ def read_info(folder: Path) -> tuple[Mapping[str, Any], datetime]:
     return info.metadata, info.creation_time
 
 
-def register(name: str, files: list[Path], labels: dict[str, str],
-             metadata: dict[str, Any]) -> str:
-    """Register files as a new version of `name` in BentoML's store; returns its tag."""
+def store_folder() -> Path:
+    """BentoML's model store folder, $BENTOML_HOME/models."""
     # Imported here: importing it costs seconds, and --no-register needs none of it.
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    store = Path(BentoMLContainer.model_store.get()._path)  # $BENTOML_HOME/models
-    return register_in(store, name, files, labels, metadata)
+    return Path(BentoMLContainer.model_store.get()._path)
+
+
+def register(name: str, files: list[Path], labels: dict[str, str],
+             metadata: dict[str, Any]) -> str:
+    """Register files as a new version of `name` in BentoML's store; returns its tag."""
+    return register_in(store_folder(), name, files, labels, metadata)
+
+
+def find_version(store: Path, tag: str) -> tuple[str, Version | None]:
+    """The complete version a tag names in the store folder: (`name:version`, it), with
+    `name:latest` (or a bare name) resolved as the service resolves it; (tag, None) when
+    the store holds no version of that name. StoreError when the version named is missing
+    or incomplete."""
+    name, _, version = tag.partition(":")
+    model_dir = store / name
+    if version in ("", LATEST):
+        found, _ = resolve_latest(model_dir, read_info, str(store))
+        return (f"{name}:{found.name}", found) if found else (f"{name}:{LATEST}", None)
+    found = inspect(model_dir / version, read_info)
+    if found.problem:
+        raise StoreError(found.refusal(name, str(store)))
+    return tag, found
 
 
 def register_in(store: Path, name: str, files: list[Path], labels: dict[str, str],

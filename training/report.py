@@ -11,6 +11,7 @@ from typing import Any
 
 from core.contract import CONTRACT, META_SHA256
 from core.profile import LOW_CONFIDENCE, REFERENCE_FILE, Profile
+from training import feedback
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -41,6 +42,28 @@ mean entropy {reference.entropy.mean:.4f} bits (std {reference.entropy.std:.4f})
 | statistic | mean | std |
 |---|---|---|
 {stats}
+"""
+
+
+def feedback_section(m: dict[str, Any]) -> str:
+    """The model card's "Feedback" section: what it retrained on, and the candidate beside
+    the serving model on the official test digits and the feedback hold-out; empty
+    without feedback."""
+    fb = m.get("feedback")
+    if fb is None:
+        return ""
+    against = (f"the serving model `{fb['serving_tag']}` (its ONNX file, through onnxruntime)"
+               if fb["serving"] else "no serving model: the store held none when the job "
+               "started, so the feedback gates compared against nothing")
+    return f"""
+## Feedback
+
+Retrained with {fb['rows']} feedback digits from `{fb['source']}`: {fb['train']} joined the
+training digits, {fb['holdout']} were held out (by content) and never trained on. Compared
+with {against}.
+Gates: {', '.join(f"{g} {'passed' if m['gates'][g] else 'FAILED'}" for g in feedback.GATES)}.
+
+{feedback.table(fb)}
 """
 
 
@@ -89,4 +112,4 @@ def write_model_card(path: Path, m: dict[str, Any], reference: Profile) -> None:
 
 - **Limits**: trained on centred, size-normalised digits; other inputs need the service's
   preprocessing. Not robust to adversarial inputs.
-{reference_section(reference)}""")
+{feedback_section(m)}{reference_section(reference)}""")

@@ -9,11 +9,13 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from core.contract import CONTRACT, MODEL_NAME, check_session
 from core.digests import file_digest
 from tests.helpers import run_training
-from training import export
+from training import export, pipeline
+from training.feedback import FeedbackSet
 
 
 def _metrics(out):
@@ -135,3 +137,17 @@ def test_help_states_every_default():
                 "--dry-run", "--min-accuracy", "--batch-size"):
         assert opt in proc.stdout
     assert "(default: 50)" in proc.stdout and "(default: adam)" in proc.stdout
+
+
+def test_feedback_joins_the_training_digits_repeated_and_never_the_validation_ones():
+    official = pipeline.Splits(
+        (torch.zeros((5, 28, 28)), torch.zeros(5, dtype=torch.int64)),
+        (torch.zeros((2, 28, 28)), torch.zeros(2, dtype=torch.int64)),
+        np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.int64))
+    images = np.full((4, 28, 28), 255, np.uint8)
+    digits = FeedbackSet("sqlite:///fb.db", images[:3], np.array([7, 8, 9]), images[3:],
+                         np.array([1]))
+    splits = pipeline.add_feedback(official, digits, 2, torch.device("cpu"))
+    assert splits.train[0].shape == (5 + 3 * 2, 28, 28)
+    assert splits.train[1].tolist() == [0] * 5 + [7, 8, 9, 7, 8, 9]
+    assert splits.val is official.val and splits.test_labels is official.test_labels
