@@ -37,18 +37,24 @@ from service.settings import Settings
 log = logging.getLogger("mnist_service")
 
 FIELDS = ("digit", "answered")  # the form's text fields, beside the file field `image`
+DIGIT = "^[0-9]$"  # as the OpenAPI document describes a digit field
 CHALLENGER_VERSION = "challenger_version"
 NO_CHALLENGER = "none"  # challenger_version without a challenger
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # an optional field left out, not an empty digit
+
+
 class FeedbackForm(BaseModel):
     """multipart/form-data: file field `image` (PNG or JPEG), text fields `digit` and,
-    optionally, `answered`."""
+    optionally, `answered` (each one digit, 0-9)."""
 
     image: bytes = Field(description="PNG or JPEG file, as sent to /predict")
-    digit: int = Field(ge=0, le=9, description="the digit the image really is")
-    answered: int | None = Field(default=None, ge=0, le=9,
-                                 description="the digit the service answered this client")
+    digit: str = Field(pattern=DIGIT, description="the digit the image really is")
+    answered: str = Field(default="", pattern=DIGIT, description="the digit the service "
+                          "answered this client; leave the field out when unknown",
+                          json_schema_extra=_without_default)
 
 
 class FeedbackAnswer(BaseModel):

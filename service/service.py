@@ -29,7 +29,6 @@ from service.backpressure import HeavyWork
 from service.batching import batched
 from service.drain import DrainingReadiness
 from service.engine import Engine, ModelLoadError, softmax
-from service.feedback import FeedbackAnswer, FeedbackEndpoint, FeedbackForm
 from service.errors import (
     BadRequest,
     BodyTimeout,
@@ -42,6 +41,7 @@ from service.errors import (
     UnsupportedMedia,
     renders_errors,
 )
+from service.feedback import FeedbackAnswer, FeedbackEndpoint, FeedbackForm
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent, refuse_to_start
 from service.metrics import RequestMetrics

@@ -112,12 +112,12 @@ def test_held_out_is_decided_by_content_and_holds_the_share():
     assert abs(np.mean(first) - 0.2) < 0.03
     # The same image as the float model input it came from: the same side.
     assert all(held_out(p.astype(np.float32), t, 0.2) == f
-               for (p, t), f in zip(digits[:50], first[:50]))
+               for (p, t), f in zip(digits[:50], first[:50], strict=True))
     assert not any(held_out(p, t, 0.0) for p, t in digits[:50])
     assert all(held_out(p, t, 1.0) for p, t in digits[:50])
     # A larger share holds out a superset: a row never moves back into training.
     wider = [held_out(p, t, 0.3) for p, t in digits]
-    assert all(w for f, w in zip(first, wider) if f)
+    assert all(w for f, w in zip(first, wider, strict=True) if f)
 
 
 def test_redact_hides_only_the_password():

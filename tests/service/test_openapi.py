@@ -20,7 +20,7 @@ from clients import server_process as process
 from service.schemas import ModelInfo
 from tests.helpers import ROOT
 
-PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels", "/preprocess")
+PREDICT_PATHS = ("/predict", "/predict_batch", "/predict_pixels", "/preprocess", "/feedback")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_every_error_we_answer_is_documented_with_its_body(doc, path):
 def test_file_parts_name_their_media_types_and_the_batch_its_bounds(doc, client):
     limits = client.get("/model").json()["limits"]
     for path, field in (("/predict", "image"), ("/predict_batch", "images"),
-                        ("/preprocess", "image")):
+                        ("/preprocess", "image"), ("/feedback", "image")):
         form = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
         assert form["encoding"][field]["contentType"] == "image/png, image/jpeg"
     images = doc["paths"]["/predict_batch"]["post"]["requestBody"]["content"][
