@@ -136,6 +136,16 @@ def _answers(logits: np.ndarray) -> int:
     return int(np.asarray(logits)[0].argmax())
 
 
+def _challenger_answer(shadow: Shadow, batch: np.ndarray) -> dict[str, int]:
+    """{"challenger": its answer}, or nothing when it fails: a broken challenger must not
+    lose the user's feedback, nor the champion's count."""
+    try:
+        return {"challenger": _answers(shadow.challenger_logits(batch))}
+    except Exception:  # noqa: BLE001 - whatever a second model raises; logged
+        log.exception("the challenger could not score a feedback image")
+        return {}
+
+
 class FeedbackEndpoint:
     """The logic of `POST /feedback` for one worker (MNISTService.feedback delegates)."""
 
@@ -158,7 +168,7 @@ class FeedbackEndpoint:
         answers = {"champion": _answers(self.service.engine.logits(batch))}
         shadow = self.shadow
         if shadow is not None:
-            answers["challenger"] = _answers(shadow.challenger_logits(batch))
+            answers.update(_challenger_answer(shadow, batch))
         version = self.service.model_version
         row = Feedback(pixels=as_pixels(batch[0]), truth=truth, answered=claimed,
                        model_version=version)
@@ -177,8 +187,8 @@ class FeedbackEndpoint:
             series()[1].labels(self.service.model_version).inc()
             reason = str(exc) or f"no commit within {settings.feedback_timeout_s:g} s"
             log.warning("feedback not stored: %s", reason)
-            raise FeedbackUnavailable("the feedback database is unavailable; nothing was "
-                                      "stored: retry later",
+            raise FeedbackUnavailable("the feedback database is unavailable: not "
+                                      "acknowledged, retry later",
                                       settings.feedback_retry_after_s) from None
 
     def _count(self, truth: int, answers: dict[str, int], challenger_version: str) -> None:

@@ -211,3 +211,18 @@ def test_a_store_that_fails_a_write_is_opened_again(stand_in, test_digits):
     resp = http.post("/feedback", **_form(image, digit="1"))
     assert resp.status_code == 200
     assert service.feedback_endpoint.store._store is not broken
+
+
+def test_a_challenger_that_fails_loses_no_feedback(stand_in, test_digits, caplog):
+    http, service = stand_in
+
+    class Broken(StandInShadow):
+        def challenger_logits(self, batch: np.ndarray) -> np.ndarray:
+            raise RuntimeError("the second model is gone")
+
+    service.shadow = Broken(digit=0)
+    resp = http.post("/feedback", **_form(png(test_digits[0][0]), digit="6"))
+    assert resp.status_code == 200
+    champion = resp.json()["answered"]
+    assert _value(TOTAL, **_labels("champion", champion, 6, Broken.version)) == 1
+    assert "the challenger could not score" in caplog.text
