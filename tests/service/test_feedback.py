@@ -81,6 +81,16 @@ def test_a_missing_or_bad_digit_is_a_400_naming_its_field(client, test_digits, f
                  status, text)
 
 
+def test_a_digit_sent_twice_or_as_a_file_is_a_400(client, test_digits):
+    image = ("d.png", png(test_digits[0][0]), "image/png")
+    twice = client.post("/feedback", files=[("image", image), ("digit", (None, "1")),
+                                            ("digit", (None, "2"))])
+    assert_error(twice, 400, "'digit' sent 2 times")
+    as_file = client.post("/feedback", files=[("image", image),
+                                              ("digit", ("d.txt", b"1", "text/plain"))])
+    assert_error(as_file, 400, "'digit' must be text")
+
+
 def test_the_upload_is_refused_as_predict_refuses_it(client, test_digits):
     from service.settings import load_settings
 
