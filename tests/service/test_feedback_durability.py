@@ -123,3 +123,17 @@ def test_a_row_survives_a_sigkill_of_postgres_and_predict_serves_meanwhile(
         assert _stored(cluster.url)[resp.json()["id"]] == y[2]
         back = _feedback(base, image, int(y[2]))  # the worker opens its store again
         assert back.status_code == 200 and back.json()["id"] > resp.json()["id"]
+
+
+def test_a_database_down_at_start_up_stops_neither_the_start_nor_predict(home,
+                                                                           test_digits):
+    import httpx
+
+    nobody = f"postgresql://mnist:pw@127.0.0.1:{process.free_port()}/mnist"
+    image = png(test_digits[0][3])
+    with _serving(home, nobody) as (_, base):  # ready: the database is never asked
+        assert httpx.post(base + "/predict", files={"image": ("d.png", image)},
+                          timeout=30).status_code == 200
+        down = _feedback(base, image, int(test_digits[1][3]))
+        assert down.status_code == 503 and "Retry-After" in down.headers
+        assert "pw@" not in down.text
