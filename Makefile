@@ -111,6 +111,16 @@ swarm-down:  ## Swarm: remove the stack (and the swarm, only if swarm-up created
 swarm-e2e: setup  ## Swarm: rollout, rollback, kill, scaling and drain under Locust; PASS/FAIL
 	$(BIN)/python deploy/swarm/e2e.py $(SWARM_E2E_ARGS)
 
+LOOP_E2E_ARGS ?=
+PROMOTE_ARGS ?=
+.PHONY: loop-e2e promote
+
+promote: setup  ## Swarm: promote the challenger in shadow if the live evidence clears deploy/promotion.py; watch, roll back
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m deploy.promote $(PROMOTE_ARGS)
+
+loop-e2e: setup  ## Swarm: feedback -> retraining -> shadow -> promotion under load, accuracy before/after; PASS/FAIL
+	PYTHONPATH=$(CURDIR) $(BIN)/python deploy/swarm/loop_e2e.py $(LOOP_E2E_ARGS)
+
 prometheus-rules: setup  ## regenerate deploy/prometheus's configurations and rules, and docs/monitoring.md's tables
 	$(BIN)/python -m deploy.prometheus --write
 

@@ -30,6 +30,7 @@ SPEEDUP_OVER_BEFORE = 1.3  # at the sweep's highest user count, p99 no worse
 BATCH_OF_CEILING = 0.5  # /predict_batch images/s against the in-process batch ceiling
 COLD_START_S = 5.0
 MONITORING_RATIO = 0.97  # /predict req/s with monitoring on against off, interleaved
+SHADOW_RATIO = 0.95  # /predict req/s with a challenger in shadow against without, interleaved
 # The tree before adaptive batching and one worker per CPU, at 128 users: what the
 # speed-up is measured against (`make bench --baseline RPS P99_MS` to change it).
 BEFORE_RPS, BEFORE_P99_MS = 761.0, 240.0
@@ -105,6 +106,17 @@ def monitoring_goal(result: dict[str, Any] | None) -> Goal:
     return Goal(goal, f"{result['ratio']:.3f}×", result["ratio"] >= MONITORING_RATIO)
 
 
+def shadow_goal(result: dict[str, Any] | None) -> Goal:
+    """/predict with a challenger in shadow (at the default share) against without; missed
+    when the run did not measure it."""
+    goal = f"/predict req/s with a challenger in shadow ≥ {SHADOW_RATIO:.2f}× without " \
+           "(default share, interleaved)"
+    if not result:
+        return Goal(goal, "not measured in this run", False)
+    return Goal(goal, f"{result['ratio']:.3f}× at share {result['share']:g}",
+                result["ratio"] >= SHADOW_RATIO)
+
+
 def bench_goals(r: dict[str, Any]) -> list[Goal]:
     """Every goal of one `make bench` run (benchmarks/run.py's results)."""
     s, c = r["service"], r["ceiling"]
@@ -131,6 +143,7 @@ def bench_goals(r: dict[str, Any]) -> list[Goal]:
              r["cold_start_s"] <= COLD_START_S),
         *perf_analyzer_goals(r.get("perf_analyzer")),
         monitoring_goal(r.get("monitoring")),
+        shadow_goal(r.get("shadow")),
         *model_goals(r["training"]),
     ]
 

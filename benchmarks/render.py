@@ -62,6 +62,24 @@ def _monitoring(result: dict | None) -> list[str]:
             ""]
 
 
+def _shadow(result: dict | None) -> list[str]:
+    """/predict without and with a challenger in shadow, run by run in their order."""
+    lines = ["## Shadow scoring overhead", ""]
+    if not result:
+        return [*lines, "Not measured in this run.", ""]
+    runs = [f"{r['rps']:.0f}" for r in result["off"]], [f"{r['rps']:.0f}" for r in result["on"]]
+    return [*lines,
+            f"`/predict`, {result['users']} users, {result['seconds']} s per run, without a "
+            f"challenger and with one in shadow (`MNIST_CHALLENGER_TAG`: the served model's "
+            f"own version, `MNIST_SHADOW_SHARE={result['share']:g}`, the default) in ABBA "
+            f"order: without {', '.join(runs[0])} req/s, with {', '.join(runs[1])} req/s; "
+            f"with ÷ without **{result['ratio']:.3f}×**.",
+            "",
+            f"In process, sampling adds {result['offer_us']:.2f} µs to an answer of one "
+            "image (the rest runs on the shadow thread: docs/shadow.md).",
+            ""]
+
+
 def _workers(r: dict) -> list[str]:
     m, wk = r["meta"], r["workers"]
     lines = [f"## Workers and memory ({m['users']} users, {m['soak_seconds']} s each)", "",
@@ -174,7 +192,7 @@ def render(r: dict) -> str:
     """docs/benchmarks.md of one run's results."""
     lines = [*_header(r["meta"]), *_side_by_side(r), *_sweep(r),
              *perf_analyzer.section(r.get("perf_analyzer")),
-             *_monitoring(r.get("monitoring")), *_workers(r),
+             *_monitoring(r.get("monitoring")), *_shadow(r.get("shadow")), *_workers(r),
              *_training(r), *_goals(bench_goals(r)), *_gpu(r)]
     return "\n".join(lines) + "\n"
 

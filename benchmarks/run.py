@@ -8,7 +8,8 @@ and against two FastAPI peers (benchmarks/peer.py: the same work, and the least 
 /predict at 1, 8, 32 and 128 users with and without adaptive batching, NVIDIA's
 perf_analyzer over the Open Inference Protocol (HTTP and gRPC, where Docker and its image
 are here: benchmarks/perf_analyzer.py), /predict with monitoring on and off (interleaved:
-benchmarks/monitoring_overhead.py), 1 worker against one per usable CPU, and resident
+benchmarks/monitoring_overhead.py), /predict without and with a challenger in shadow
+(interleaved: benchmarks/shadow_overhead.py), 1 worker against one per usable CPU, and resident
 memory per worker after a 60 s load. Prints
 the tables and writes the results (docs/benchmarks.json), the page rendered from them
 (docs/benchmarks.md) and README.md's summary block. Absolute numbers drift on shared
@@ -29,7 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ceiling, goals, monitoring_overhead, perf_analyzer, render
+from benchmarks import ceiling, goals, monitoring_overhead, perf_analyzer, render, shadow_overhead
 from benchmarks.memory import Workers
 from clients import server_process as process
 from load_tests.command import locust_command, read_totals
@@ -68,10 +69,13 @@ def train(data_dir: str, out: Path, home: Path) -> dict[str, float]:
 
 def start_service(port: int, home: Path, log, workers: int, batch_ms: int | None = None,
                   grpc_port: int | None = None,
-                  monitoring: bool | None = None) -> subprocess.Popen:
-    """`bentoml serve` with `workers`, and batching, gRPC and monitoring as the service's
-    defaults unless given."""
+                  monitoring: bool | None = None,
+                  challenger: str | None = None) -> subprocess.Popen:
+    """`bentoml serve` with `workers`, and batching, gRPC, monitoring and a challenger in
+    shadow as the service's defaults unless given."""
     env = {"BENTOML_HOME": str(home), f"{PREFIX}WORKERS": str(workers)}
+    if challenger is not None:
+        env[f"{PREFIX}CHALLENGER_TAG"] = challenger
     if monitoring is not None:
         env[f"{PREFIX}MONITORING"] = str(int(monitoring))
     if batch_ms is not None:
@@ -152,6 +156,23 @@ def with_and_without_monitoring(args: argparse.Namespace, home: Path, work: Path
             "cost_us": monitoring_overhead.cost_us()}
 
 
+def with_and_without_shadow(args: argparse.Namespace, home: Path, work: Path, log) -> dict:
+    """/predict without and with a challenger in shadow (the served model's own version,
+    at the default share), interleaved, and the in-process cost of sampling."""
+    tag = str(Settings.model_fields["model_tag"].default)
+
+    def one(on: bool) -> dict:
+        print(f"/predict, {'with' if on else 'without'} a challenger in shadow...", flush=True)
+        return under_load(lambda port: start_service(port, home, log, args.workers,
+                                                     challenger=tag if on else ""),
+                          args.users, args.seconds, work, ["predict"])["predict"]
+
+    result = monitoring_overhead.paired(one, args.shadow_rounds)
+    return {**result, "users": args.users, "seconds": args.seconds,
+            "share": shadow_overhead.DEFAULT_SHARE,
+            "offer_us": shadow_overhead.offer_cost_us()}
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
                 .splitlines() if line.startswith("model name")), platform.processor())
@@ -188,6 +209,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--monitoring-only", type=Path, metavar="BENTOML_HOME",
                    help="measure only monitoring's overhead against the model in this store, "
                         "print it, write nothing")
+    p.add_argument("--shadow-rounds", type=int, default=2,
+                   help="ABBA rounds (4 runs each) of /predict without and with a challenger")
+    p.add_argument("--shadow-only", type=Path, metavar="BENTOML_HOME",
+                   help="measure only the shadow's overhead against the model in this store, "
+                        "print it, write nothing")
     p.add_argument("--gpu-json", default="docs/benchmarks-gpu.json",
                    help="GPU figures recorded on a lent GPU (benchmarks/ceiling.py --json)")
     return p.parse_args(argv)
@@ -214,6 +240,7 @@ def measure(args: argparse.Namespace, work: Path, log) -> dict:
             seconds, work, ["predict"])
     results["perf_analyzer"] = under_perf_analyzer(args, home, work, log)
     results["monitoring"] = with_and_without_monitoring(args, home, work, log)
+    results["shadow"] = with_and_without_shadow(args, home, work, log)
     results["sweep"] = {}
     for sweep_users in args.sweep_users:  # off and on side by side: the machine drifts
         for batch_ms in (0, args.batch_ms):
@@ -244,12 +271,14 @@ def meta(args: argparse.Namespace, wall_s: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.monitoring_only:
-        with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, \
-                open(Path(tmp) / "servers.log", "w") as log:
-            result = with_and_without_monitoring(args, args.monitoring_only, Path(tmp), log)
-        print(json.dumps(result, indent=2))
-        return 0
+    for home, measure_one in ((args.monitoring_only, with_and_without_monitoring),
+                              (args.shadow_only, with_and_without_shadow)):
+        if home:
+            with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp, \
+                    open(Path(tmp) / "servers.log", "w") as log:
+                result = measure_one(args, home, Path(tmp), log)
+            print(json.dumps(result, indent=2))
+            return 0
     if not args.data_dir:
         print("error: --data-dir or MNIST_DIR is required (the timed training needs it)")
         return 2

@@ -89,6 +89,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
+def write_idx(path: str | Path, data: np.ndarray) -> None:
+    """Write uint8 images [N, 28, 28] or labels [N] as one IDX file (gzipped when the name
+    ends in .gz), as read_idx reads it."""
+    magic = 2051 if data.ndim == 3 else 2049
+    raw = struct.pack(f">i{data.ndim}i", magic, *data.shape) + data.astype(np.uint8).tobytes()
+    Path(path).write_bytes(gzip.compress(raw, mtime=0) if str(path).endswith(".gz") else raw)
+
+
 def _find(folder: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
         if (folder / name).is_file():

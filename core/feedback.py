@@ -24,10 +24,8 @@ a hold-out row never trains a later model.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import sqlite3
-import struct
 import sys
 import threading
 import time
@@ -40,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from core.contract import CONTRACT
-from core.data import DataError, read_idx
+from core.data import DataError, read_idx, write_idx
 
 DEFAULT_URL = "sqlite:///feedback.db"  # beside where `make serve` runs
 SIDE = (CONTRACT.height, CONTRACT.width)
@@ -270,19 +268,13 @@ def arrays(rows: Iterable[Feedback]) -> tuple[np.ndarray, np.ndarray]:
     return images, np.asarray([r.truth for r in rows], dtype=np.int64)
 
 
-def _write_idx(path: Path, data: np.ndarray) -> None:
-    magic = 2051 if data.ndim == 3 else 2049
-    header = struct.pack(f">i{data.ndim}i", magic, *data.shape)
-    path.write_bytes(gzip.compress(header + data.astype(np.uint8).tobytes(), mtime=0))
-
-
 def export_idx(rows: Iterable[Feedback], folder: str | Path) -> Path:
     """The rows as two gzipped IDX files (images, labels) in folder; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     images, labels = arrays(rows)
-    _write_idx(folder / f"{IDX_IMAGES}.gz", images)
-    _write_idx(folder / f"{IDX_LABELS}.gz", labels)
+    write_idx(folder / f"{IDX_IMAGES}.gz", images)
+    write_idx(folder / f"{IDX_LABELS}.gz", labels)
     return folder
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The container procedure end to end, checked: build, train, serve, predict (HTTP and
-# the Open Inference Protocol over gRPC), load-test.
+# the Open Inference Protocol over gRPC), feedback into PostgreSQL (and /predict while it
+# is down), load-test.
 #   bash docker/e2e.sh          (MNIST_DATA=folder of IDX files; default ../shared/data/mnist)
 # The gRPC calls run in the project's venv (`make setup`: tritonclient[grpc]).
 # Prints its figures: build time, image sizes, time from `up` to healthy, the prediction
@@ -57,6 +58,34 @@ print(f"  gRPC ModelInfer, {len(x)} test digits: {np.mean(logits.argmax(1) == y)
 sys.exit(0 if same else 1)
 PY
 }
+# POST docker/sample-7.png to the api's $1 (fields after it: -F name=value); prints the
+# status code, keeps the body and the headers in /tmp/mnist-e2e-post.{body,headers}.
+post() {
+  local endpoint=$1; shift
+  curl -s -o /tmp/mnist-e2e-post.body -D /tmp/mnist-e2e-post.headers -w '%{http_code}' \
+    -F "image=@docker/sample-7.png" "$@" "http://127.0.0.1:$API_PORT/$endpoint" || true
+}
+# Waits up to $2 s for container $1 to be healthy.
+wait_healthy() {
+  for _ in $(seq "$2"); do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = healthy ] && return 0
+    sleep 1
+  done
+  docker logs --tail 20 "$1" >&2; return 1
+}
+# /feedback answers 200 and a row id (printed), within $1 s: the store connects again by
+# itself once its database is back.
+feedback_ok() {
+  local code
+  for _ in $(seq "$1"); do
+    code=$(post feedback -F digit=7 -F answered=7)
+    [ "$code" = 200 ] && break
+    sleep 1
+  done
+  [ "$code" = 200 ] || { echo "e2e: /feedback answered $code: $(cat /tmp/mnist-e2e-post.body)" >&2; return 1; }
+  python3 -c 'import json, sys; b = json.load(sys.stdin); assert type(b["id"]) is int and b["digit"] == 7, b; print(b["id"])' \
+    < /tmp/mnist-e2e-post.body
+}
 cleanup() { $COMPOSE --profile loadtest down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
@@ -109,6 +138,30 @@ for i in range(5):
 sys.exit(0 if ok >= 4 else 1)
 PY
 
+log "feedback into PostgreSQL; /predict without it; nothing acknowledged lost"
+pg=$($COMPOSE ps -q postgres)
+wait_healthy "$pg" 60 || { echo "e2e: postgres not healthy"; exit 1; }
+first_id=$(feedback_ok 10)
+echo "  /feedback: 200, row $first_id"
+$COMPOSE stop postgres >/dev/null
+predict_code=$(post predict)
+[ "$predict_code" = 200 ] || { echo "e2e: /predict answered $predict_code with the database down"; exit 1; }
+code=$(post feedback -F digit=7)
+retry=$(grep -i '^retry-after:' /tmp/mnist-e2e-post.headers | tr -dc 0-9)
+echo "  database stopped: /predict $predict_code; /feedback $code $(cat /tmp/mnist-e2e-post.body), Retry-After ${retry:-none}"
+# compose leaves MNIST_FEEDBACK_RETRY_AFTER_S unset: the setting's default applies.
+want_retry=$(.venv/bin/python -c \
+  "from service.settings import Settings; print(Settings.model_fields['feedback_retry_after_s'].default)")
+[ "$code" = 503 ] && [ "$retry" = "$want_retry" ] \
+  || { echo "e2e: /feedback must answer 503 with Retry-After: $want_retry"; exit 1; }
+$COMPOSE start postgres >/dev/null
+wait_healthy "$pg" 60 || { echo "e2e: postgres not healthy after its restart"; exit 1; }
+again_id=$(feedback_ok 30)
+echo "  database back: /feedback 200, row $again_id"
+kept=$(docker exec "$pg" psql -d mnist -Atc "select count(*) from feedback where id = $first_id")
+echo "  row $first_id after the restart: $kept of 1; rows: $(docker exec "$pg" psql -d mnist -Atc 'select count(*) from feedback')"
+[ "$kept" = 1 ] || { echo "e2e: the acknowledged row $first_id is gone"; exit 1; }
+
 log "OIP over gRPC from the host (port $GRPC_PORT)"
 .venv/bin/python -c "import tritonclient.grpc" 2>/dev/null \
   || { echo "e2e: no tritonclient[grpc] in .venv: run make setup"; exit 1; }
@@ -144,5 +197,5 @@ fi
 
 log "figures"
 echo "build: ${build_s}s; up -> api healthy (includes training): ${healthy_s}s"
-docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^mnist-(train|api|locust|bento):'
+docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^mnist-(train|api|locust|bento|postgres):'
 echo "e2e: PASS"

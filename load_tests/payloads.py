@@ -19,9 +19,10 @@ from core.png import encode_png
 
 
 def multipart(field: str, files: list[bytes], filename: str = "digit.png",
-              content_type: str = "image/png") -> tuple[bytes, str]:
+              content_type: str = "image/png",
+              text: dict[str, str] | None = None) -> tuple[bytes, str]:
     """(body, content type) of a multipart/form-data request with `files` under `field`,
-    each part of `content_type`."""
+    each part of `content_type`, then the `text` fields (name -> value)."""
     boundary = uuid.uuid4().hex
     parts = []
     for data in files:
@@ -29,6 +30,9 @@ def multipart(field: str, files: list[bytes], filename: str = "digit.png",
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
             f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
             + data + b"\r\n")
+    for name, value in (text or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+                     f'\r\n\r\n{value}\r\n'.encode())
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 

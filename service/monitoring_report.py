@@ -22,9 +22,11 @@ from prometheus_client.samples import Sample
 
 from core.profile import DRIFT_THRESHOLDS, MIN_ANSWERS, SIGNALS, Profile, ks, psi
 from service.errors import InputError
+from service.evidence_report import feedback_report, shadow_report
 from service.monitoring import DIGITS, HISTOGRAMS, VERSION, Monitor, le_label
 from service.oip_grpc import GRPC_STATUS
 from service.oip_routes import is_infer_path
+from service.shadow import Shadow
 
 REQUESTS = "bentoml_service_request_total"  # service/metrics.py's request counter
 # A rejected request: the client's mistake, over HTTP (a 4xx but 499, a client that left)
@@ -121,10 +123,13 @@ def finite(value: Any) -> Any:
     return value
 
 
-def report(monitor: Monitor, registry: prom.CollectorRegistry) -> dict[str, Any]:
+def report(monitor: Monitor, registry: prom.CollectorRegistry,
+           shadow: Shadow | None = None) -> dict[str, Any]:
     """GET /monitoring's answer, from the series `registry` collects (service/metrics.py's
-    `collected`: every worker's)."""
-    now = live(_samples(registry), monitor.version)
+    `collected`: every worker's); `shadow`: the worker's challenger, if any
+    (service/evidence_report.py)."""
+    samples = _samples(registry)
+    now = live(samples, monitor.version)
     reference = monitor.reference
     return finite({
         "model_version": monitor.version,
@@ -132,4 +137,6 @@ def report(monitor: Monitor, registry: prom.CollectorRegistry) -> dict[str, Any]
         "reference": reference.to_dict() if reference is not None else None,
         "live": now,
         "drift": drift(reference, now),
+        "shadow": shadow_report(samples, shadow),
+        "feedback": feedback_report(samples, monitor.version, shadow),
     })

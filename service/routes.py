@@ -47,7 +47,8 @@ async def openapi_route(_: Request) -> JSONResponse:
 
 
 def _monitoring_report() -> dict[str, Any]:
-    return report(served().monitor, collected())
+    service = served()
+    return report(service.monitor, collected(), service.shadow)
 
 
 @cache

@@ -71,6 +71,9 @@ class ModelInfo(BaseModel):
     provider: str = Field(description="the onnxruntime execution provider in use")
     requested_providers: list[str]
     cuda_fell_back_to_cpu: bool
+    challenger: str | None = Field(description="the model version scored in shadow beside "
+                                   "this one (MNIST_CHALLENGER_TAG), as name:version; null: "
+                                   "none")
     contract: dict[str, Any] = Field(description="the model's input and output contract")
     limits: Limits
 

@@ -18,6 +18,7 @@ from service.engine import Engine
 from service.monitoring import Monitor
 from service.schemas import ModelInfo
 from service.settings import Settings
+from service.shadow import Shadow
 
 
 class Served(Protocol):
@@ -26,6 +27,7 @@ class Served(Protocol):
     settings: Settings
     engine: Engine
     monitor: Monitor
+    shadow: Shadow | None
 
     @property
     def model_version(self) -> str: ...

@@ -61,6 +61,7 @@ from service.schemas import (
     predictions_from,
 )
 from service.settings import Settings, load_settings
+from service.shadow import export_model_info, open_shadow
 from service.store import CompleteVersionRef, complete_version, reference_profile
 
 log = logging.getLogger("mnist_service")
@@ -132,6 +133,12 @@ def load_engine(model: bentoml.Model, settings: Settings) -> Engine:
                   require_gpu=settings.require_gpu, threads=settings.ort_threads)
 
 
+def _challenger(tag: str) -> tuple[str, Engine]:
+    """The challenger's complete store tag and engine (verify_model checked it)."""
+    model = complete_version(tag)
+    return str(model.tag), load_engine(model, SETTINGS)
+
+
 def _without_location(dataset: Any) -> Any:
     return {k: v for k, v in dataset.items() if k != "location"} \
         if isinstance(dataset, dict) else dataset
@@ -178,6 +185,11 @@ class MNISTService:
             load_engine(complete_version(SETTINGS.model_tag), SETTINGS)
         except ModelLoadError as exc:
             refuse_to_start(exc)
+        if SETTINGS.challenger_tag:  # the challenger in shadow, the same way
+            try:
+                load_engine(complete_version(SETTINGS.challenger_tag), SETTINGS)
+            except ModelLoadError as exc:
+                refuse_to_start(f"the challenger (MNIST_CHALLENGER_TAG): {exc}")
 
     @bentoml.on_deployment
     def verify_grpc_port() -> None:
@@ -199,6 +211,9 @@ class MNISTService:
         self.monitor = Monitor(self.model_version,
                                reference_profile(self.served_model, check_reference),
                                enabled=self.settings.monitoring)
+        export_model_info("champion", self.model_version)
+        self.shadow = open_shadow(self.engine, self.model_version, self.settings,
+                                  _challenger)  # None without a challenger
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
         self.feedback_endpoint = FeedbackEndpoint(self)  # opens its database on first use
         budget = self.settings.batch_max_latency_ms
@@ -220,6 +235,18 @@ class MNISTService:
                                              self.settings.grpc_port)
         except (OSError, RuntimeError, ValueError):
             log.exception("this worker serves no gRPC")
+
+    @bentoml.on_startup
+    def start_shadow(self) -> None:
+        """The worker's shadow scoring thread, when it has a challenger (service/shadow.py)."""
+        if self.shadow is not None:
+            self.shadow.start()
+
+    @bentoml.on_shutdown
+    def stop_shadow(self) -> None:
+        """The batch being scored finishes; what is still queued is dropped."""
+        if self.shadow is not None:
+            self.shadow.stop()
 
     @bentoml.on_shutdown
     async def stop_grpc(self) -> None:
@@ -246,6 +273,7 @@ class MNISTService:
             "provider": self.engine.provider,
             "requested_providers": self.engine.requested,
             "cuda_fell_back_to_cpu": self.engine.fell_back,
+            "challenger": self.shadow.tag if self.shadow is not None else None,
             "contract": CONTRACT.to_dict(),
             "limits": {"max_body_bytes": self.settings.max_body_bytes,
                        "max_pixels": self.settings.max_pixels,
@@ -277,6 +305,8 @@ class MNISTService:
         """A batch in one inference call (not batched), observed by monitoring."""
         logits = self.engine.logits(batch)
         self.monitor.record(batch, logits, measured)
+        if self.shadow is not None:
+            self.shadow.offer(batch, logits)
         return predictions_from(softmax(logits))
 
     async def logits(self, pixels: np.ndarray,
@@ -289,6 +319,8 @@ class MNISTService:
         else:
             out = await self._batched_logits(pixels)
         self.monitor.record(pixels, out, measured)
+        if self.shadow is not None:
+            self.shadow.offer(pixels, out)
         return out
 
     async def _prediction(self, one: np.ndarray, measured: np.ndarray | None = None,

@@ -13,14 +13,18 @@ import numpy as np
 import pytest
 
 from clients import server_process
+from core import data
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
-    """Write an IDX file (gzip when the name ends in .gz); magic overridable for corrupt cases."""
+    """Write an IDX file (gzip when the name ends in .gz): core.data's writer, or with a
+    wrong magic number for the corrupt cases."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    magic = magic if magic is not None else (0x803 if array.ndim == 3 else 0x801)
+    if magic is None:
+        data.write_idx(path, array)
+        return path
     raw = struct.pack(">i", magic) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
     path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
     return path

@@ -4,7 +4,8 @@
 
 Each alert has a summary, a description and a runbook_url: its heading in
 docs/monitoring.md, which says what it means, what to check and what to do. The model's
-alerts judge a window only when it holds at least MIN_ANSWERS answers.
+alerts judge a window only when it holds at least MIN_ANSWERS answers; the challenger's,
+only on the shadow answers deploy/promotion.py needs to judge it.
 """
 
 from __future__ import annotations
@@ -18,20 +19,26 @@ from deploy.prometheus.rules import (
     ERROR_RATIO,
     LOW_SHARE,
     P99,
+    PAIR,
     REF_LOW_SHARE,
+    SHADOW_AGREEMENT,
+    SHADOW_ANSWERS,
     WINDOW,
     drift_rules,
     live_rules,
+    loop_rules,
     number,
     reference_rules,
     service_rules,
 )
+from deploy.promotion import EVIDENCE_WINDOW, THRESHOLDS
 from load_tests.slo import SLO
 
 # How long a condition must hold before its alert fires: the model's answers are judged
 # quickly (a window already averages them), the service's health over longer.
 FOR = {"MnistDrift": "1m", "MnistLowConfidenceRise": "1m", "MnistNoReference": "1m",
-       "MnistReplicaDown": "1m", "MnistHighErrorRate": "5m", "MnistHighLatencyP99": "5m"}
+       "MnistReplicaDown": "1m", "MnistHighErrorRate": "5m", "MnistHighLatencyP99": "5m",
+       "MnistFeedbackStoreFailing": "5m", "MnistChallengerDisagrees": "10m"}
 SEVERITY = {"MnistReplicaDown": "critical", "MnistHighErrorRate": "critical",
             "MnistNoReference": "info"}  # the others: warning
 RUNBOOK = "docs/monitoring.md"  # each alert's runbook line is its heading there
@@ -90,8 +97,28 @@ def service_alerts() -> list[dict[str, Any]]:
     ]
 
 
+def loop_alerts() -> list[dict[str, Any]]:
+    """The feedback loop: feedback that cannot be stored, a challenger that answers
+    differently from the champion far more often than a promotion allows."""
+    pair = "{{ $labels.challenger_version }}", "{{ $labels.model_version }}"
+    failed = f"increase(mnist_feedback_store_errors_total[{WINDOW}])"
+    return [
+        _alert("MnistFeedbackStoreFailing", f"sum by (model_version) ({failed}) > 0",
+               "Feedback is not being stored: its database is down or refusing",
+               f"Over the last {WINDOW}, {{{{ $value | printf \"%.0f\" }}}} feedback writes "
+               "failed (each answered 503 with Retry-After); /predict is unaffected."),
+        _alert("MnistChallengerDisagrees",
+               f"{SHADOW_AGREEMENT} < {number(THRESHOLDS.min_agreement)}\n"
+               f"and on({PAIR}) {SHADOW_ANSWERS} >= {THRESHOLDS.min_shadow_answers}",
+               f"Challenger {pair[0]} disagrees with champion {pair[1]}",
+               f"Over the last {EVIDENCE_WINDOW}, challenger {pair[0]} gave champion "
+               f"{pair[1]}'s answer on {{{{ $value | humanizePercentage }}}} of the shadow "
+               f"answers: a promotion needs {number(THRESHOLDS.min_agreement)}."),
+    ]
+
+
 def rule_groups() -> dict[str, Any]:
     """The rule file: one group, so that each rule reads the ones above it as they are now."""
     return {"groups": [{"name": "mnist", "rules": [
-        *reference_rules(), *live_rules(), *drift_rules(), *service_rules(),
-        *model_alerts(), *service_alerts()]}]}
+        *reference_rules(), *live_rules(), *drift_rules(), *service_rules(), *loop_rules(),
+        *model_alerts(), *service_alerts(), *loop_alerts()]}]}

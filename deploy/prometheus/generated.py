@@ -27,7 +27,17 @@ from deploy.prometheus.config import (
     SCRAPE_INTERVAL,
     config,
 )
-from deploy.prometheus.rules import WINDOW, number
+from deploy.prometheus.rules import (
+    FEEDBACK_ACCURACY,
+    FEEDBACK_ANSWERS,
+    FEEDBACK_CORRECT,
+    SHADOW_AGREEMENT,
+    SHADOW_ANSWERS,
+    SHADOW_LATENCY,
+    WINDOW,
+    number,
+)
+from deploy.promotion import EVIDENCE_WINDOW
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -94,8 +104,24 @@ def alerts_table() -> str:
     return "\n".join(rows)
 
 
+def loop_table() -> str:
+    """The loop's recorded series, over deploy/promotion.py's EVIDENCE_WINDOW."""
+    per_role = "per `model_version`, `challenger_version`, `role`"
+    per_pair = "per `model_version`, `challenger_version`"
+    rows = ["| series | what, over the last " + EVIDENCE_WINDOW + " |", "|---|---|",
+            f"| `{FEEDBACK_ANSWERS}` | feedback rows each role answered ({per_role}) |",
+            f"| `{FEEDBACK_CORRECT}` | of those, the answers equal to the user's digit |",
+            f"| `{FEEDBACK_ACCURACY}` | correct over answered (none without feedback) |",
+            f"| `{SHADOW_ANSWERS}` | images scored in shadow by both models ({per_pair}) |",
+            f"| `{SHADOW_AGREEMENT}` | the share of those both models gave the same digit |",
+            f"| `{SHADOW_LATENCY}` | the challenger's inference seconds over the champion's, "
+            "on the same shadow batches |"]
+    return "\n".join(rows)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"prometheus-signals": signals_table,
                                        "prometheus-timing": timing_table,
+                                       "prometheus-loop": loop_table,
                                        "prometheus-alerts": alerts_table}
 
 

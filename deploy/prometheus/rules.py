@@ -1,6 +1,7 @@
 """Prometheus's recording rules for the service (alerts.py adds the alerts on them), from
 the one home of every threshold: core/profile.py (drift, low confidence, answers enough to
-judge) and load_tests/slo.py (errors, p99 latency).
+judge), load_tests/slo.py (errors, p99 latency) and deploy/promotion.py (the window of the
+feedback loop's evidence).
 
     python -m deploy.prometheus --write     # writes mnist-rules.yml beside this
 
@@ -10,6 +11,9 @@ the metric, what was done to it), except the drift series the design names
 summed over the replicas (`instance`) and kept apart by `model_version`: each served model
 is compared with its own reference. A model without a reference has no reference series,
 and the rules below require one (`mnist_reference_available == 1`): it gets no score.
+
+The loop's evidence (loop_rules) is kept apart by `model_version` and `challenger_version`
+too: a challenger is judged on its own series only, never on an earlier challenger's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.profile import DRIFT_THRESHOLDS, PSI_FLOOR, SIGNALS, STATS
+from deploy.promotion import EVIDENCE_WINDOW
 
 WINDOW = "5m"  # the window every rate, share and distance is taken over
 
@@ -34,6 +39,10 @@ SERVICE_METRICS = (
     "mnist_reference_available", "mnist_reference_digit_share",
     "mnist_reference_low_confidence_share", "mnist_reference_bucket_share",
     "bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket")
+# The feedback loop's counters (service/feedback.py, service/shadow.py): a service exposes
+# them once feedback arrives or a challenger runs beside its champion.
+LOOP_METRICS = ("mnist_feedback_total", "mnist_feedback_store_errors_total",
+                "mnist_shadow_answers_total", "mnist_shadow_seconds_total")
 # The answers users ask for: the service's predict routes, the OIP's inference routes
 # (HTTP, by their templates) and its gRPC ModelInfer.
 PREDICT_ENDPOINTS = "/predict|/predict_batch|/predict_pixels|/v2/models/.+/infer|grpc:ModelInfer"
@@ -52,6 +61,16 @@ LOW_SHARE = f"model_version:mnist_low_confidence:share{WINDOW}"
 REF_LOW_SHARE = "model_version:mnist_reference_low_confidence_share:max"
 ERROR_RATIO = f"job:bentoml_service_request_errors:ratio_rate{WINDOW}"
 P99 = f"job_endpoint:bentoml_service_request_duration_seconds:p99_rate{WINDOW}"
+
+# The loop's evidence over EVIDENCE_WINDOW (deploy/promote reads these names).
+PAIR = "model_version, challenger_version"
+_BY_PAIR, _BY_ROLE = "model_version_challenger_version", "model_version_challenger_version_role"
+FEEDBACK_ANSWERS = f"{_BY_ROLE}:mnist_feedback_answers:increase{EVIDENCE_WINDOW}"
+FEEDBACK_CORRECT = f"{_BY_ROLE}:mnist_feedback_correct:increase{EVIDENCE_WINDOW}"
+FEEDBACK_ACCURACY = f"{_BY_ROLE}:mnist_feedback_accuracy:ratio{EVIDENCE_WINDOW}"
+SHADOW_ANSWERS = f"{_BY_PAIR}:mnist_shadow_answers:increase{EVIDENCE_WINDOW}"
+SHADOW_AGREEMENT = f"{_BY_PAIR}:mnist_shadow_agreement:ratio{EVIDENCE_WINDOW}"
+SHADOW_LATENCY = f"{_BY_PAIR}:mnist_shadow_latency:ratio{EVIDENCE_WINDOW}"
 
 
 def number(value: float) -> str:
@@ -147,4 +166,31 @@ def service_rules() -> list[dict[str, Any]]:
                 f"  / (sum by (job) (rate({requests}[{WINDOW}])) > 0)"),
         _record(P99, "histogram_quantile(0.99, sum by (job, endpoint, le) (rate(\n"
                 f"  {durations}[{WINDOW}])))"),
+    ]
+
+
+def _increase(metric: str, by: str, matchers: str = "") -> str:
+    return f"sum by ({by}) (increase({metric}{matchers}[{EVIDENCE_WINDOW}]))"
+
+
+def loop_rules() -> list[dict[str, Any]]:
+    """The feedback loop's evidence, summed over the replicas: each role's answers on
+    feedback and their accuracy; the challenger's agreement with the champion and its
+    inference time over the champion's on the same shadow batches."""
+    by_role = f"{PAIR}, role"
+    shadow_seconds = "mnist_shadow_seconds_total"
+    return [
+        _record(FEEDBACK_ANSWERS, _increase("mnist_feedback_total", by_role)),
+        # Every answer wrong has no `correct="true"` series: 0 correct, not missing.
+        _record(FEEDBACK_CORRECT, _increase("mnist_feedback_total", by_role, '{correct="true"}')
+                + f"\n  or 0 * {FEEDBACK_ANSWERS}"),
+        _record(FEEDBACK_ACCURACY, f"{FEEDBACK_CORRECT}\n  / ({FEEDBACK_ANSWERS} > 0)"),
+        _record(SHADOW_ANSWERS, _increase("mnist_shadow_answers_total", PAIR)),
+        # Likewise no agreement at all: 0, not missing.
+        _record(SHADOW_AGREEMENT, "(" + _increase("mnist_shadow_answers_total", PAIR,
+                                                  '{agree="true"}')
+                + f"\n  or 0 * {SHADOW_ANSWERS})\n  / ({SHADOW_ANSWERS} > 0)"),
+        _record(SHADOW_LATENCY,
+                _increase(shadow_seconds, PAIR, '{role="challenger"}') + "\n  / ("
+                + _increase(shadow_seconds, PAIR, '{role="champion"}') + " > 0)"),
     ]

@@ -4,16 +4,21 @@
 #   deploy/swarm/swarm.sh rollout      train a new model version, build its image, roll out
 #   deploy/swarm/swarm.sh image        train a new model version and build its image only
 #   deploy/swarm/swarm.sh update IMG   roll out an image (exit 1 when Swarm rolled it back)
+#   deploy/swarm/swarm.sh model-image V [C]  build the image of store version V (with
+#                                      version C as its challenger in shadow); prints it
 #   deploy/swarm/swarm.sh down         remove the stack (and the swarm, if `up` created it)
 # Called by `make swarm-up|swarm-rollout|swarm-down`. Settings: API_REPLICAS (2),
 # SWARM_PORT (8080, HTTP), SWARM_GRPC_PORT (8001, the OIP gRPC service),
-# SWARM_PROMETHEUS_PORT (9090, Prometheus), TRAIN_ARGS, BENTOML_HOME (the model store).
+# SWARM_PROMETHEUS_PORT (9090, Prometheus), SWARM_POSTGRES_PORT (5432, the feedback
+# database, for the retraining job), POSTGRES_PASSWORD (set it before the first `up`: the
+# database keeps the one it was created with), TRAIN_ARGS, BENTOML_HOME (the model store).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 STACK=${STACK:-mnist}
 export API_REPLICAS=${API_REPLICAS:-2} SWARM_PORT=${SWARM_PORT:-8080}
 export SWARM_GRPC_PORT=${SWARM_GRPC_PORT:-8001} SWARM_PROMETHEUS_PORT=${SWARM_PROMETHEUS_PORT:-9090}
+export SWARM_POSTGRES_PORT=${SWARM_POSTGRES_PORT:-5432}
 export BENTOML_HOME=${BENTOML_HOME:-$PWD/bentoml_home}
 PYTHON=${PYTHON:-.venv/bin/python}
 MODEL=${MODEL:-mnist_mlp}
@@ -21,6 +26,7 @@ API_BASE=${API_BASE:-mnist-api:cpu}   # mnist-api:gpu for GPU nodes
 MODEL_REPO=${MODEL_REPO:-mnist-api-model}   # mnist-api-model-gpu for GPU nodes
 PROXY_IMAGE=${PROXY_IMAGE:-mnist-proxy:latest}
 PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-mnist-prometheus:latest}
+POSTGRES_IMAGE=${POSTGRES_IMAGE:-mnist-postgres:latest}
 # Marks a swarm this script created, so that `down` leaves any other swarm alone.
 CREATED_MARK=${CREATED_MARK:-/tmp/mnist-swarm-created-by-us}
 
@@ -47,6 +53,8 @@ ensure_images() {
   docker build -q -t "$PROXY_IMAGE" deploy/swarm/proxy >/dev/null
   # Likewise Prometheus's configuration and rules (deploy/prometheus).
   docker build -q -t "$PROMETHEUS_IMAGE" deploy/prometheus >/dev/null
+  # And the feedback database's entrypoint (deploy/postgres).
+  docker build -q -t "$POSTGRES_IMAGE" deploy/postgres >/dev/null
 }
 
 latest_version() {  # the store's latest version of the model, or nothing
@@ -59,16 +67,21 @@ train() {
   "$PYTHON" -m training --output-dir "${ARTIFACTS:-artifacts}" ${TRAIN_ARGS:-} >&2
 }
 
-model_image() {  # the image of one model version: the service image with it baked in
-  local version=$1 ctx
+model_image() {  # the image of one model version (and of a challenger scored in shadow)
+  local version=$1 challenger=${2:-} ctx tag
   ctx=$(mktemp -d)
   mkdir -p "$ctx/store/models/$MODEL"
-  cp -r "$BENTOML_HOME/models/$MODEL/$version" "$ctx/store/models/$MODEL/"
+  for v in "$version" $challenger; do
+    [ -d "$BENTOML_HOME/models/$MODEL/$v" ] || die "no model version $v in $BENTOML_HOME"
+    cp -r "$BENTOML_HOME/models/$MODEL/$v" "$ctx/store/models/$MODEL/"
+  done
   printf '%s' "$version" > "$ctx/store/models/$MODEL/latest"
+  tag="$MODEL_REPO:$version${challenger:+-shadow-$challenger}"
   docker build -q -f deploy/swarm/model.Dockerfile --build-arg "API_BASE=$API_BASE" \
-    --build-arg "MODEL_TAG=$MODEL:$version" -t "$MODEL_REPO:$version" "$ctx" >/dev/null
+    --build-arg "MODEL_TAG=$MODEL:$version" \
+    --build-arg "CHALLENGER_TAG=${challenger:+$MODEL:$challenger}" -t "$tag" "$ctx" >/dev/null
   rm -rf "$ctx"
-  echo "$MODEL_REPO:$version"
+  echo "$tag"
 }
 
 wait_converged() {  # every api replica running (healthy: the image has a HEALTHCHECK)
@@ -104,11 +117,13 @@ cmd_up() {
   local image
   image=$(model_image "$(latest_version)")
   log "deploying stack $STACK: $API_REPLICAS x $image behind $PROXY_IMAGE on :$SWARM_PORT"
-  API_IMAGE=$image PROXY_IMAGE=$PROXY_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE docker stack deploy --resolve-image never \
+  API_IMAGE=$image PROXY_IMAGE=$PROXY_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE \
+    POSTGRES_IMAGE=$POSTGRES_IMAGE docker stack deploy --resolve-image never \
     -c deploy/swarm/stack.yml "$STACK" >/dev/null
   wait_converged "$API_REPLICAS"
   log "ready: http://127.0.0.1:$SWARM_PORT serves $(served_tag); gRPC on 127.0.0.1:$SWARM_GRPC_PORT;"
-  log "Prometheus on http://127.0.0.1:$SWARM_PROMETHEUS_PORT"
+  log "Prometheus on http://127.0.0.1:$SWARM_PROMETHEUS_PORT;"
+  log "feedback database: postgresql://mnist:...@127.0.0.1:$SWARM_POSTGRES_PORT/mnist"
 }
 
 cmd_image() {
@@ -158,7 +173,8 @@ case "${1:-}" in
   up) cmd_up ;;
   image) cmd_image ;;
   update) shift; cmd_update "$@" ;;
+  model-image) shift; model_image "${1:?usage: swarm.sh model-image VERSION [CHALLENGER]}" "${2:-}" ;;
   rollout) cmd_rollout ;;
   down) cmd_down ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac

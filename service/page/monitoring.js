@@ -23,7 +23,11 @@ const EXPLAIN = {
 const els = Object.fromEntries(
   ["status", "status-detail", "answers", "rejected", "low-confidence", "model-version",
     "error", "updated", "mix-plot", "mix-table", "hist-plot", "hist-table", "hist-choice",
-    "hist-name", "drift-table", "drift-empty"].map((id) => [id, document.getElementById(id)]));
+    "hist-name", "drift-table", "drift-empty", "challenger-empty", "challenger-body",
+    "challenger-version", "shadow-share", "shadow-answers", "shadow-agreement",
+    "shadow-dropped", "shadow-latency", "disagree-plot", "disagree-table", "feedback-empty",
+    "feedback-body", "feedback-answers", "feedback-champion", "feedback-challenger",
+    "feedback-plot", "confusion-champion", "confusion-challenger"].map((id) => [id, document.getElementById(id)]));
 let history = []; // per poll: {signal: score}
 let modelVersion = null, latest = null;
 
@@ -168,12 +172,83 @@ function renderStatus(data, status) {
     (data.reference ? ` (reference ${percent(data.reference.low_confidence_share)})` : "") : "–";
 }
 
+const DIGITS = [...Array(10).keys()].map(String);
+const orDash = (value, show) => value === null || value === undefined ? "–" : show(value);
+
+// A 10×10 matrix of counts as a table: `rows` and `columns` say what its axes are.
+function matrixTable(table, caption, rows, columns, matrix) {
+  numbersTable(table, [`${rows} ╲ ${columns}`, ...DIGITS],
+    matrix.map((counts, digit) => [String(digit), ...counts.map(String)]));
+  table.prepend(node("caption", {}, caption));
+}
+
+// Paired bars drawn as an image with its numbers in words (every plot says its shares).
+function sharesPlot(svg, what, live, other, otherName) {
+  pairedBars(svg, DIGITS, live, other);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${what}: ` + DIGITS.map((d, i) => `${d}: ` +
+    percent(live[i]) + (other ? ` (${otherName} ${percent(other[i])})` : "")).join("; "));
+}
+
+function renderShadow(shadow) {
+  const empty = els["challenger-empty"];
+  els["challenger-body"].hidden = !shadow;
+  if (!shadow) {
+    empty.textContent = "No challenger: this service scores no second model version " +
+      "(MNIST_CHALLENGER_TAG is not set).";
+    return;
+  }
+  empty.textContent = shadow.answers ? "" : "No image scored in shadow yet.";
+  els["challenger-version"].textContent = shadow.challenger_version;
+  els["shadow-share"].textContent = percent(shadow.share);
+  els["shadow-answers"].textContent = String(shadow.answers);
+  els["shadow-agreement"].textContent = orDash(shadow.agreement, percent);
+  els["shadow-dropped"].textContent = String(shadow.dropped);
+  els["shadow-latency"].textContent = orDash(shadow.latency_ratio, (r) => `${r.toFixed(2)}×`);
+  const byDigit = shadow.disagreements.map((row) => shadow.answers ? sum(row) / shadow.answers : 0);
+  sharesPlot(els["disagree-plot"], "Images the challenger answered otherwise, by the " +
+    "champion's digit, share of the images scored", byDigit, null, "");
+  matrixTable(els["disagree-table"], "Disagreements", "champion", "challenger",
+    shadow.disagreements);
+}
+
+// Each true digit's share of feedback the model answered right (0 where none came).
+const perDigitAccuracy = (confusion) => confusion.map((row, d) => sum(row) ? row[d] / sum(row) : 0);
+
+function renderFeedback(feedback, hasChallenger) {
+  const champion = feedback.champion, challenger = feedback.challenger;
+  const any = champion.answers > 0 || (challenger && challenger.answers > 0);
+  els["feedback-body"].hidden = !any;
+  els["feedback-empty"].textContent = any ? "" : "No feedback yet: digits users correct " +
+    "or confirm on the draw page (POST /feedback) are counted here.";
+  if (!any) return;
+  els["feedback-answers"].textContent = String(champion.answers);
+  const accuracy = (a) => a ? orDash(a.accuracy, percent) + ` of ${a.answers}` : "–";
+  els["feedback-champion"].textContent = accuracy(champion);
+  els["feedback-challenger"].textContent = challenger ? accuracy(challenger)
+    : (hasChallenger ? "–" : "no challenger");
+  for (const legend of document.querySelectorAll(".challenger-legend")) {
+    legend.hidden = !challenger;
+  }
+  sharesPlot(els["feedback-plot"], "Accuracy on feedback per true digit, champion",
+    perDigitAccuracy(champion.confusion), challenger ? perDigitAccuracy(challenger.confusion)
+      : null, "challenger");
+  matrixTable(els["confusion-champion"], "Champion", "truth", "answer", champion.confusion);
+  els["confusion-challenger"].hidden = !challenger;
+  if (challenger) {
+    matrixTable(els["confusion-challenger"], "Challenger", "truth", "answer",
+      challenger.confusion);
+  }
+}
+
 function render(data) {
   if (data.model_version !== modelVersion) history = []; // another model: another story
   modelVersion = data.model_version;
   latest = data;
   const off = data.monitoring === "off";
   renderStatus(data, off ? "monitoring off" : data.drift.status);
+  renderShadow(data.shadow || null);  // whether monitoring observes answers or not
+  if (data.feedback) renderFeedback(data.feedback, Boolean(data.shadow));
   if (off) return;
   const scores = Object.fromEntries(
     Object.entries(data.drift.signals).map(([name, signal]) => [name, signal.score]));

@@ -42,6 +42,9 @@ def _results(service_rps: float, failures: int = 0) -> dict:
         "monitoring": {"off": [_run(1000.0), _run(1000.0)], "on": [_run(990.0), _run(980.0)],
                        "ratio": 0.985, "users": 32, "seconds": 20,
                        "cost_us": {"in_passes": 9.0, "one_at_a_time": 150.0}},
+        "shadow": {"off": [_run(1000.0), _run(1000.0)], "on": [_run(960.0), _run(970.0)],
+                   "ratio": 0.965, "users": 32, "seconds": 20, "share": 0.25,
+                   "offer_us": 1.5},
         "gpu": None,
     }
 
@@ -146,3 +149,15 @@ def test_the_monitoring_pairs_are_rendered_in_their_order_with_their_ratio():
     text = render(results)
     assert "## Monitoring overhead\n\nNot measured in this run." in text
     assert "| not measured in this run | **no** |" in text
+
+
+def test_the_shadow_pairs_are_rendered_in_their_order_with_their_ratio():
+    text = render(_results(1600.0))
+    for said in ("`MNIST_SHADOW_SHARE=0.25`, the default) in ABBA order: without 1000, 1000 "
+                 "req/s, with 960, 970 req/s; with ÷ without **0.965×**.",
+                 "sampling adds 1.50 µs to an answer of one image",
+                 "| /predict req/s with a challenger in shadow ≥ 0.95× without (default "
+                 "share, interleaved) | 0.965× at share 0.25 | yes |"):
+        assert said in text
+    unmeasured = {key: value for key, value in _results(1600.0).items() if key != "shadow"}
+    assert "## Shadow scoring overhead\n\nNot measured in this run." in render(unmeasured)

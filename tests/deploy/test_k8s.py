@@ -28,6 +28,11 @@ def render(overlay: str) -> dict[str, dict]:
     return {doc["kind"]: doc for doc in yaml.safe_load_all(out)}
 
 
+def _values(container: dict) -> dict[str, str]:
+    """A container's variables set to a literal value (not those read from a Secret)."""
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
 @pytest.fixture(scope="module", params=["cpu", "gpu"])
 def objects(request) -> tuple[str, dict[str, dict]]:
     return request.param, render(request.param)
@@ -61,7 +66,7 @@ def test_probes_drain_and_zero_downtime_rollout(objects):
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
-    env = {e["name"]: e["value"] for e in api["env"]}
+    env = _values(api)
     # The drain (service/drain.py, the image's CMD) outlasts the readiness probe's
     # failures, and the kubelet's SIGKILL comes after the drain and a whole request.
     drain = float(env["MNIST_DRAIN_S"])
@@ -92,7 +97,7 @@ def test_locked_down_non_root_pods(objects):
 def test_the_gpu_overlay_asks_for_a_gpu_and_insists_on_it(objects):
     overlay, docs = objects
     api = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in api["env"]}
+    env = _values(api)
     if overlay == "gpu":
         assert api["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert env["MNIST_REQUIRE_GPU"] == "1"
@@ -107,7 +112,7 @@ def test_the_grpc_port_is_named_served_and_left_to_the_http_probes(objects):
     HTTP: /readyz covers both transports."""
     _, docs = objects
     api = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in api["env"]}
+    env = _values(api)
     served = int(env.get(PREFIX + "GRPC_PORT", Settings.model_fields["grpc_port"].default))
     ports = {p["name"]: p for p in api["ports"]}
     assert ports["grpc"]["containerPort"] == served
@@ -116,3 +121,14 @@ def test_the_grpc_port_is_named_served_and_left_to_the_http_probes(objects):
     assert service["grpc"]["appProtocol"] == "kubernetes.io/h2c"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert api[probe]["httpGet"]["port"] == "http", probe
+
+
+def test_the_feedback_database_url_comes_from_an_optional_secret(objects):
+    """No database manifests: the URL of a managed PostgreSQL is a Secret's; without the
+    Secret the pod still starts and serves /predict (its /feedback answers 503)."""
+    _, docs = objects
+    (api,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (feedback,) = [e for e in api["env"] if e["name"] == PREFIX + "FEEDBACK_URL"]
+    assert feedback["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert set(docs) <= {"Deployment", "Service", "HorizontalPodAutoscaler",
+                         "PodDisruptionBudget"}

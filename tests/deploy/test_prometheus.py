@@ -32,7 +32,15 @@ from core.profile import (
 )
 from deploy.prometheus import config, generated
 from deploy.prometheus.alerts import FOR
-from deploy.prometheus.rules import HISTOGRAMS, SERVICE_METRICS
+from deploy.prometheus.rules import (
+    FEEDBACK_ACCURACY,
+    HISTOGRAMS,
+    LOOP_METRICS,
+    SERVICE_METRICS,
+    SHADOW_AGREEMENT,
+    SHADOW_LATENCY,
+)
+from deploy.promotion import EVIDENCE_WINDOW
 from service.metrics import NAMESPACE
 from tests.helpers import ROOT
 
@@ -108,11 +116,13 @@ def test_every_alert_says_what_happened_and_links_its_runbook_heading():
 
 
 def test_the_rules_read_only_metrics_the_service_exposes():
-    """The design's names (rules.SERVICE_METRICS) and BentoML's request series, which
+    """The design's names (rules.SERVICE_METRICS, and the loop's, which a service exposes
+    once feedback arrives or a challenger runs) and BentoML's request series, which
     service/metrics.py records under BentoML's own namespace."""
     exprs = "\n".join(rule["expr"] for rule in _rules())
     read = set(re.findall(r"(?<![\w:])((?:mnist|bentoml)_\w+)(?![\w:])", exprs))
-    assert read <= set(SERVICE_METRICS)
+    assert read <= set(SERVICE_METRICS) | set(LOOP_METRICS)
+    assert set(LOOP_METRICS) <= read
     assert {m for m in read if m.startswith("bentoml_")} == {
         f"{NAMESPACE}_request_total", f"{NAMESPACE}_request_duration_seconds_bucket"}
     # Every signal of core.profile is scored, each histogram from its own live metric.
@@ -241,3 +251,54 @@ def test_the_recording_rules_compute_the_distances_of_core_profile(promtool, tmp
             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}
     (tmp_path / "cross_check.yml").write_text(yaml.safe_dump(test))
     _run(promtool, "test", "rules", tmp_path / "cross_check.yml")
+
+
+def _loop_series(seed: int) -> tuple[list[dict[str, str]], dict[str, dict[str, float]]]:
+    """Random feedback and shadow counters for one champion beside two challengers, each
+    over two replicas, and the evidence each recorded series must hold."""
+    rng = np.random.default_rng(seed)
+    series, expected = [], {}
+    for challenger in ("v2", "v3"):
+        pair = f'model_version="v1",challenger_version="{challenger}"'
+        for role in ("champion", "challenger"):
+            answered, truth = rng.integers(0, 10, (2, 12))
+            counts = rng.integers(1, 20, 12)
+            for instance, (a, t, c) in enumerate(zip(answered, truth, counts, strict=True)):
+                series.append(_counter("mnist_feedback_total",
+                                       f'{pair},role="{role}",answered="{a}",truth="{t}",'
+                                       f'correct="{str(a == t).lower()}",instance="{instance % 2}"',
+                                       int(c)))
+            right = counts[answered == truth].sum() / counts.sum()
+            expected[f'{pair},role="{role}"'] = {FEEDBACK_ACCURACY: right}
+        agree, disagree, champion_s, challenger_s = rng.integers(1, 50, 4)
+        series += [_counter("mnist_shadow_answers_total",
+                            f'{pair},champion="4",challenger="{d}",agree="{str(d == 4).lower()}"',
+                            int(n)) for d, n in ((4, agree), (9, disagree))]
+        series += [_counter("mnist_shadow_seconds_total", f'{pair},role="{role}"', int(n))
+                   for role, n in (("champion", champion_s), ("challenger", challenger_s))]
+        expected[pair] = {SHADOW_AGREEMENT: agree / (agree + disagree),
+                          SHADOW_LATENCY: challenger_s / champion_s}
+    return series, expected
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_loops_evidence_is_each_roles_accuracy_agreement_and_latency(promtool, tmp_path,
+                                                                          seed):
+    """Over EVIDENCE_WINDOW, counters as the service exports them: each challenger's
+    series apart from the other's, each role's accuracy on its own answers."""
+    series, expected = _loop_series(seed)
+    minutes = generated.seconds(EVIDENCE_WINDOW) // 60
+    agree: dict[str, list[dict]] = {}
+    for labels, records in expected.items():
+        for record, value in records.items():
+            series.append(_gauge(f"expected_{record.split(':')[1]}", labels, float(value)))
+            agree.setdefault(record, []).append({"labels": f"{{{labels}}}", "value": 1})
+    checks = [{"expr": f"abs({record} - expected_{record.split(':')[1]}) < bool 1e-9",
+               "eval_time": f"{minutes + 10}m", "exp_samples": samples}
+              for record, samples in agree.items()]
+    for entry in series:  # a window's worth and more, so that it holds exactly the window
+        entry["values"] = entry["values"].replace("x10", f"x{minutes + 10}")
+    test = {"rule_files": [str(HERE / config.RULE_FILE)], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}
+    (tmp_path / "loop_cross_check.yml").write_text(yaml.safe_dump(test))
+    _run(promtool, "test", "rules", tmp_path / "loop_cross_check.yml")

@@ -169,6 +169,58 @@ def test_no_reference_shows_live_data_and_monitoring_off_says_so(view):
     assert view.locator("#answers").text_content() == "–"
 
 
+def test_without_a_challenger_or_feedback_the_panels_say_so(view):
+    _expect_status(view, "drift")  # what the earlier tests served: a real answer
+    assert "No challenger" in view.locator("#challenger-empty").text_content()
+    assert view.locator("#challenger-body").is_hidden()
+    assert "No feedback yet" in view.locator("#feedback-empty").text_content()
+    assert view.locator("#feedback-body").is_hidden()
+
+
+def _evidence(body: dict) -> None:
+    """A challenger that answers 4 where the champion says 9, and feedback on both."""
+    disagreements = [[0] * 10 for _ in range(10)]
+    disagreements[9][4] = 30
+    body["shadow"] = {"challenger_version": "v2challenger", "share": 0.25, "answers": 600,
+                      "agreement": 0.95, "disagreements": disagreements, "dropped": 7,
+                      "latency_ratio": 1.08}
+
+    def role(right: int, wrong: int) -> dict:
+        confusion = [[0] * 10 for _ in range(10)]
+        confusion[7][7], confusion[7][1] = right, wrong
+        return {"answers": right + wrong, "accuracy": right / (right + wrong),
+                "confusion": confusion}
+
+    body["feedback"] = {"champion": role(6, 4), "challenger": role(9, 1)}
+
+
+def test_a_challenger_and_its_feedback_accuracy_are_drawn(view):
+    _answering(view, _evidence)
+    _expect_text(view, "#challenger-version", "v2challenger")
+    said = {key: view.locator(f"#{key}").text_content() for key in (
+        "shadow-share", "shadow-answers", "shadow-agreement", "shadow-dropped",
+        "shadow-latency", "feedback-champion", "feedback-challenger")}
+    assert said == {"shadow-share": "25.0 %", "shadow-answers": "600",
+                    "shadow-agreement": "95.0 %", "shadow-dropped": "7",
+                    "shadow-latency": "1.08×", "feedback-champion": "60.0 % of 10",
+                    "feedback-challenger": "90.0 % of 10"}
+    assert view.locator("#challenger-empty").text_content() == ""
+    # Disagreements by the champion's digit: all of them at 9, 30 of 600 images.
+    assert "9: 5.0 %" in view.locator("#disagree-plot").get_attribute("aria-label")
+    matrix = view.locator("#disagree-table tbody tr").nth(9).locator("td")
+    assert matrix.all_text_contents()[4] == "30"
+    # Accuracy per true digit, champion against challenger, and both confusion matrices.
+    assert "7: 60.0 % (challenger 90.0 %)" in \
+        view.locator("#feedback-plot").get_attribute("aria-label")
+    assert view.locator("#feedback-plot rect.reference").count() == 10
+    for table, wrong in (("#confusion-champion", "4"), ("#confusion-challenger", "1")):
+        assert view.locator(f"{table} tbody tr").nth(7).locator("td").nth(1) \
+            .text_content() == wrong
+    view.locator("#challenger-body details").evaluate("d => d.open = true")
+    view.locator("#feedback-body details").evaluate("d => d.open = true")
+    view.screenshot(path=str(ROOT / "reports/monitoring-shadow.png"), full_page=True)
+
+
 def test_the_draw_page_links_here_and_back(browser, metrics_server):
     with recorded_page(browser, metrics_server + "/", metrics_server) as page:
         page.get_by_role("link", name="Answer quality").click()
