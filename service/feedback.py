@@ -33,13 +33,12 @@ from service.errors import FeedbackUnavailable
 from service.http_input import read_digit, read_form
 from service.monitoring import VERSION
 from service.settings import Settings
+from service.shadow import CHALLENGER_VERSION, NO_CHALLENGER, Shadow
 
 log = logging.getLogger("mnist_service")
 
 FIELDS = ("digit", "answered")  # the form's text fields, beside the file field `image`
 DIGIT = "^[0-9]$"  # as the OpenAPI document describes a digit field
-CHALLENGER_VERSION = "challenger_version"
-NO_CHALLENGER = "none"  # challenger_version without a challenger
 
 
 def _without_default(schema: dict[str, Any]) -> None:
@@ -78,17 +77,12 @@ def series() -> tuple[prom.Counter, prom.Counter]:
     )
 
 
-class Shadow(Protocol):
-    version: str
-
-    def challenger_logits(self, batch: np.ndarray) -> np.ndarray: ...
-
-
 class Served(Protocol):
     """What the feedback endpoint uses of MNISTService."""
 
     settings: Settings
     engine: Any  # service.engine.Engine: `logits(batch) -> [N, 10]`
+    shadow: Shadow | None  # the challenger, when one is scored in shadow
 
     @property
     def model_version(self) -> str: ...
@@ -154,11 +148,6 @@ class FeedbackEndpoint:
         settings = service.settings
         self.store = LazyStore(settings.feedback_url, settings.feedback_timeout_s)
 
-    @property
-    def shadow(self) -> Shadow | None:
-        # The challenger, when the service scores one in shadow (service/shadow.py).
-        return getattr(self.service, "shadow", None)
-
     async def answer(self, request: Request) -> FeedbackAnswer:
         settings = self.service.settings
         files, fields = await read_form(request, "image", 1, settings, FIELDS)
@@ -166,7 +155,7 @@ class FeedbackEndpoint:
         claimed = read_digit(fields, "answered") if "answered" in fields else None
         batch, _ = await self.service._decode(files)  # /predict's decoding, its 4xx
         answers = {"champion": _answers(self.service.engine.logits(batch))}
-        shadow = self.shadow
+        shadow = self.service.shadow
         if shadow is not None:
             answers.update(_challenger_answer(shadow, batch))
         version = self.service.model_version

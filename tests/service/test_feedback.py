@@ -36,6 +36,49 @@ def _served_version(client) -> str:
     return client.get("/model").json()["tag"].split(":")[1]
 
 
+class Shifted:
+    """A challenger that answers the champion's digit plus one."""
+
+    def __init__(self, champion) -> None:
+        self.champion = champion
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        return np.roll(self.champion.logits(batch), 1, axis=1)
+
+
+@pytest.fixture
+def with_challenger(asgi_app):
+    """The in-process service with a real Shadow around a Shifted challenger. First in
+    this module: the app holds one service instance at a time, and `client` (module-
+    scoped) holds it from its first use on."""
+    from starlette.testclient import TestClient
+
+    from service import service as service_module
+    from service.shadow import Shadow
+
+    def shadow(champion, champion_version, settings, load):
+        return Shadow(champion, Shifted(champion), champion_version, "mnist_mlp:shifted",
+                      1.0, 1024)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service_module, "open_shadow", shadow)
+        with TestClient(asgi_app, raise_server_exceptions=False) as http:
+            yield http
+
+
+def test_both_roles_are_judged_on_the_same_row_in_monitoring(with_challenger, test_digits):
+    http = with_challenger
+    x, y = test_digits
+    before = http.get("/monitoring").json()["feedback"]
+    resp = http.post("/feedback", **_form(png(x[4]), digit=str(y[4])))
+    assert resp.status_code == 200, resp.text
+    champion = resp.json()["answered"]
+    after = http.get("/monitoring").json()["feedback"]
+    for role, answered in (("champion", champion), ("challenger", (champion + 1) % 10)):
+        grew = np.subtract(after[role]["confusion"], before[role]["confusion"])
+        assert grew.sum() == 1 and grew[y[4]][answered] == 1, role
+
+
 def test_a_row_is_answered_with_its_id_once_stored(client, test_digits):
     from service.settings import load_settings
 
