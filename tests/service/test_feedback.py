@@ -36,29 +36,41 @@ def _served_version(client) -> str:
     return client.get("/model").json()["tag"].split(":")[1]
 
 
-class Shifted:
-    """A challenger that answers the champion's digit plus one."""
+class ShiftedShadow:
+    """What the service uses of service/shadow.py's Shadow, with a challenger that answers
+    the champion's digit plus one. Not the real Shadow: that one makes shadow series
+    under the served version, which tests/service/test_shadow.py expects to find only
+    where it made them."""
 
-    def __init__(self, champion) -> None:
-        self.champion = champion
+    tag, version, share = "mnist_mlp:shifted", "shifted", 1.0
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
+    def __init__(self, champion, champion_version: str) -> None:
+        self.champion, self.champion_version = champion, champion_version
+
+    def challenger_logits(self, batch: np.ndarray) -> np.ndarray:
         return np.roll(self.champion.logits(batch), 1, axis=1)
+
+    def offer(self, batch: np.ndarray, champion_logits: np.ndarray) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 @pytest.fixture
 def with_challenger(asgi_app):
-    """The in-process service with a real Shadow around a Shifted challenger. First in
-    this module: the app holds one service instance at a time, and `client` (module-
-    scoped) holds it from its first use on."""
+    """The in-process service with a ShiftedShadow. First in this module: the app holds
+    one service instance at a time, and `client` (module-scoped) holds it from its first
+    use on."""
     from starlette.testclient import TestClient
 
     from service import service as service_module
-    from service.shadow import Shadow
 
     def shadow(champion, champion_version, settings, load):
-        return Shadow(champion, Shifted(champion), champion_version, "mnist_mlp:shifted",
-                      1.0, 1024)
+        return ShiftedShadow(champion, champion_version)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(service_module, "open_shadow", shadow)
