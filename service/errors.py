@@ -33,7 +33,9 @@ class ServiceError(Exception):
     status=413)`, and what the OpenAPI document says of it in its docstring."""
 
     status: ClassVar[int] = 500
-    retry_after_s: ClassVar[int | None] = None  # a Retry-After header, for a busy server
+    # A Retry-After header, for a busy server: declared by the class, or (a setting) by
+    # the instance.
+    retry_after_s: int | None = None
 
     def __init_subclass__(cls, status: int | None = None, retry_after_s: int | None = None,
                           **kwargs: Any) -> None:
@@ -106,6 +108,15 @@ class Busy(ServiceError, status=503, retry_after_s=1):
 
 class Overloaded(ServiceError, status=503, retry_after_s=1):
     """The inference could not be served within the batching latency budget: retry."""
+
+
+class FeedbackUnavailable(ServiceError, status=503):
+    """The feedback database is down, slow or refused the row: retry after `Retry-After`
+    seconds (nothing was acknowledged)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # MNIST_FEEDBACK_RETRY_AFTER_S
 
 
 # What an error message shows of a client's value: enough to recognise it, never the

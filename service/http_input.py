@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
@@ -167,6 +167,14 @@ OTHER_FILES = 8
 async def read_files(request: Request, field: str, max_files: int,
                      limits: Settings) -> list[bytes]:
     """The bytes of every file sent in multipart field `field` (at least one, at most max_files)."""
+    files, _ = await read_form(request, field, max_files, limits)
+    return files
+
+
+async def read_form(request: Request, field: str, max_files: int, limits: Settings,
+                    text_fields: tuple[str, ...] = ()) -> tuple[list[bytes], dict[str, str]]:
+    """read_files, and the value of each of `text_fields` the form carries (at most once
+    each, text, not a file): the same limits bound the fields as the files."""
     mt = media_type(request)
     if mt != "multipart/form-data":
         raise UnsupportedMedia(f"expected multipart/form-data with a file field {field!r}, "
@@ -187,23 +195,49 @@ async def read_files(request: Request, field: str, max_files: int,
     except MultiPartException as exc:
         raise BadRequest(f"malformed multipart body: {exc.message}") from None
     try:
-        values = form.getlist(field)
-        if not values:
-            raise BadRequest(f"missing file field {field!r}")
-        if len(values) > max_files:
-            # Too many for a batch is a size limit; two where one is expected is a mistake.
-            raise (TooLarge if max_files > 1 else BadRequest)(
-                f"{len(values)} files in {field!r}; at most {max_files}")
-        files = []
-        for i, value in enumerate(values):
-            if not isinstance(value, UploadFile):
-                # A URL or any other text: we never fetch anything on a client's behalf.
-                raise BadRequest(f"field {field!r} must be a file upload, got text "
-                                 "(URLs are not fetched)")
-            data = await value.read()
-            if not data:
-                raise BadRequest(f"file #{i + 1} in {field!r} is empty")
-            files.append(data)
-        return files
+        texts = {name: _text_field(form, name) for name in text_fields if name in form}
+        return await _files(form, field, max_files), texts
     finally:
         await form.close()
+
+
+def _text_field(form: FormData, name: str) -> str:
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"field {name!r} sent {len(values)} times; once at most")
+    if not isinstance(values[0], str):
+        raise BadRequest(f"field {name!r} must be text, got a file")
+    return values[0]
+
+
+async def _files(form: FormData, field: str, max_files: int) -> list[bytes]:
+    values = form.getlist(field)
+    if not values:
+        raise BadRequest(f"missing file field {field!r}")
+    if len(values) > max_files:
+        # Too many for a batch is a size limit; two where one is expected is a mistake.
+        raise (TooLarge if max_files > 1 else BadRequest)(
+            f"{len(values)} files in {field!r}; at most {max_files}")
+    files = []
+    for i, value in enumerate(values):
+        if not isinstance(value, UploadFile):
+            # A URL or any other text: we never fetch anything on a client's behalf.
+            raise BadRequest(f"field {field!r} must be a file upload, got text "
+                             "(URLs are not fetched)")
+        data = await value.read()
+        if not data:
+            raise BadRequest(f"file #{i + 1} in {field!r} is empty")
+        files.append(data)
+    return files
+
+
+def read_digit(fields: dict[str, str], name: str) -> int:
+    """Form text field `name` as a digit 0-9; a missing or bad one is a 400 that names
+    the field."""
+    text = fields.get(name)
+    if text is None:
+        raise BadRequest(f"missing text field {name!r}: a digit 0-9")
+    value = text.strip()
+    if len(value) != 1 or value not in "0123456789":
+        raise BadRequest(f"field {name!r} must be one digit 0-9, got {echo(text)}")
+    return int(value)

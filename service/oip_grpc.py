@@ -38,6 +38,7 @@ from service.errors import (
     BodyTimeout,
     Busy,
     ClientGone,
+    FeedbackUnavailable,
     InputError,
     MethodNotAllowed,
     NoRoute,
@@ -73,6 +74,7 @@ GRPC_STATUS: dict[type[ServiceError], grpc.StatusCode] = {
     ClientGone: Code.CANCELLED,
     Busy: Code.UNAVAILABLE,
     Overloaded: Code.UNAVAILABLE,
+    FeedbackUnavailable: Code.UNAVAILABLE,
 }
 # Where InferTensorContents carries each datatype of oip.DATATYPES (the protocol puts
 # UINT8, UINT16 and UINT32 in uint_contents).

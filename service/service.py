@@ -33,6 +33,7 @@ from service.errors import (
     BadRequest,
     BodyTimeout,
     Busy,
+    FeedbackUnavailable,
     Overloaded,
     ServiceError,
     TooLarge,
@@ -40,6 +41,7 @@ from service.errors import (
     UnsupportedMedia,
     renders_errors,
 )
+from service.feedback import FeedbackAnswer, FeedbackEndpoint, FeedbackForm
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent, refuse_to_start
 from service.metrics import RequestMetrics
@@ -113,6 +115,11 @@ class ImagesInput(_SelfParsed):
     doc_model = ImagesForm
 
 
+class FeedbackInput(_SelfParsed):
+    media_type = "multipart/form-data"
+    doc_model = FeedbackForm
+
+
 class PixelsInput(_SelfParsed):
     media_type = "application/json"
     doc_model = PixelsRequest
@@ -145,6 +152,7 @@ ROUTE_ERRORS: dict[str, tuple[type[ServiceError], ...]] = {
     "/predict_batch": (*_READS_INPUT, Busy),  # decodes; one inference call, not batched
     "/predict_pixels": (*_READS_INPUT, Overloaded),  # no decoding; the batcher
     "/preprocess": (*_READS_INPUT, Busy),  # decodes; no inference
+    "/feedback": (*_READS_INPUT, Busy, FeedbackUnavailable),  # decodes, then the database
 }
 PREDICT_PATHS = tuple(ROUTE_ERRORS)
 API_PATHS = [*PREDICT_PATHS, "/model", OIP_PREFIX]
@@ -207,6 +215,7 @@ class MNISTService:
         self.shadow = open_shadow(self.engine, self.model_version, self.settings,
                                   _challenger)  # None without a challenger
         self.heavy = HeavyWork(self.settings.decode_slots, self.settings.decode_queue)
+        self.feedback_endpoint = FeedbackEndpoint(self)  # opens its database on first use
         budget = self.settings.batch_max_latency_ms
         # One adaptive batcher per worker for every transport's single requests.
         self._batched_logits = batched(self.engine.logits, budget,
@@ -341,6 +350,13 @@ class MNISTService:
         files = await read_files(ctx.request, "image", 1, self.settings)
         batch, _ = await self._decode(files)  # no inference: nothing observed
         return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
+
+    @bentoml.api(input_spec=FeedbackInput)
+    @renders_errors
+    async def feedback(self, ctx: bentoml.Context) -> FeedbackAnswer:
+        """Store the digit an image (multipart field `image`) really is (text field
+        `digit`; `answered`: the digit this service answered), for retraining."""
+        return await self.feedback_endpoint.answer(ctx.request)
 
     @bentoml.api(input_spec=PixelsInput)
     @renders_errors

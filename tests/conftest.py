@@ -24,6 +24,10 @@ os.environ.setdefault("MNIST_WORKERS", "1")
 # the default port, servers started at once (here, or by another checkout's tests) would
 # refuse to start, or share it through SO_REUSEPORT.
 os.environ.setdefault("MNIST_GRPC_PORT", "0")
+# ... and the feedback rows they are sent go to a database of the session's, never to
+# the default beside the checkout.
+os.environ.setdefault("MNIST_FEEDBACK_URL", "sqlite:///" + str(
+    Path(tempfile.mkdtemp(prefix="mnist-test-feedback-")) / "feedback.db"))
 # Locust's import patches the whole process with gevent (patch_all), the tests included
 # when they import its locustfile. gevent's Popen forks with os.fork, which runs gRPC's
 # at-fork handlers, and these can wait forever while a gRPC channel or server of an

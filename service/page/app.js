@@ -1,15 +1,19 @@
 // The draw-a-digit page: a client of the public API like any other.
 // POST /predict (the answer) and POST /preprocess (what the model saw), each with the
-// canvas exported as a PNG, or with the file the user chose. No other request is made.
+// canvas exported as a PNG, or with the file the user chose; POST /feedback (the same
+// image, the digit the user says it is and the answer shown) when the user corrects an
+// answer. No other request is made.
 "use strict";
 
 const DEBOUNCE_MS = 250;
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
 const els = Object.fromEntries(
-  ["digit", "confidence", "bars", "error", "seen", "clear", "file"].map(
+  ["digit", "confidence", "bars", "error", "seen", "clear", "file", "correct", "truth",
+   "stored"].map(
     (id) => [id, document.getElementById(id)]));
 let drawing = false, dirty = false, timer = 0, sequence = 0;
+let shown = null; // {blob, name, digit}: the image whose answer is on screen
 
 function blank() {
   ctx.fillStyle = "#000";
@@ -25,6 +29,15 @@ function reset() {
   els.bars.replaceChildren();
   els.seen.removeAttribute("src");
   showError("");
+  offerCorrection(null);
+}
+
+// "Wrong? It is a ...": offered for the answer on screen, and for it only.
+function offerCorrection(answer) {
+  shown = answer;
+  els.correct.hidden = !answer;
+  els.stored.textContent = "";
+  els.stored.classList.remove("error");
 }
 
 function showError(message) {
@@ -71,9 +84,10 @@ function schedule() {
   }, DEBOUNCE_MS);
 }
 
-async function post(path, blob, name) {
+async function post(path, blob, name, fields = {}) {
   const form = new FormData();
   form.append("image", blob, name);
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
   const response = await fetch(path, { method: "POST", body: form });
   if (!response.ok) {
     let message = `HTTP ${response.status}`;
@@ -102,12 +116,14 @@ async function classify(blob, name) {
     if (mine !== sequence) return;
     showError("");
     render(answer, seen);
+    offerCorrection({ blob, name, digit: answer.digit });
   } catch (err) {
     if (mine !== sequence) return;
     els.digit.textContent = "–";
     els.confidence.textContent = "No answer.";
     els.bars.replaceChildren();
     els.seen.removeAttribute("src");
+    offerCorrection(null);
     showError(err.message);
   }
 }
@@ -133,6 +149,24 @@ function render(answer, seen) {
   }));
 }
 
+async function correct(digit) {
+  const answer = shown;
+  if (!answer) return;
+  els.stored.classList.remove("error");
+  els.stored.textContent = "Sending…";
+  try {
+    const row = await post("/feedback", answer.blob, answer.name,
+                           { digit: String(digit), answered: String(answer.digit) })
+      .then((r) => r.json());
+    if (answer !== shown) return; // the drawing changed meanwhile
+    els.stored.textContent = `Stored: it is a ${row.digit}. Thank you.`;
+  } catch (err) {
+    if (answer !== shown) return;
+    els.stored.classList.add("error");
+    els.stored.textContent = `Not stored: ${err.message}`;
+  }
+}
+
 // A photo: shown on the pad, and sent as it is (the service normalises it).
 async function useFile(file) {
   if (!file) return;
@@ -147,6 +181,10 @@ async function useFile(file) {
 }
 
 els.clear.addEventListener("click", reset);
+els.truth.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-digit]");
+  if (button) correct(Number(button.dataset.digit));
+});
 pad.addEventListener("keydown", (e) => {
   if (e.key === "Delete" || e.key === "Backspace" || e.key === "Escape") reset();
 });

@@ -10,12 +10,14 @@ screenshot goes to reports/page.png (docs/img/page.png is a copy of one).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from clients.uploads import png
+from core.feedback import open_store
 from service.engine import Engine
 from tests.helpers import ROOT
 from tests.service.browser import (
@@ -86,6 +88,42 @@ def test_api_errors_are_shown_as_their_message(page, tmp_path):
     # Chromium logs every 4xx fetch to the console itself: expected here, and only this.
     assert page.errors == ["Failed to load resource: the server responded with a status of "
                            "415 (Unsupported Media Type)"] * 2
+    page.errors.clear()
+
+
+def test_a_wrong_answer_is_corrected_and_stored_as_what_the_model_saw(page):
+    from playwright.sync_api import expect
+
+    store = open_store(os.environ["MNIST_FEEDBACK_URL"])
+    before = store.rows()[-1].id if store.count() else 0
+    assert page.locator("#correct").is_hidden()  # nothing to correct yet
+    _draw(page, [(0.5, 0.15), (0.52, 0.5), (0.5, 0.85)])
+    shown = _answer(page)
+    truth = page.get_by_role("group", name="Wrong? It is a …")
+    truth.get_by_role("button", name="7", exact=True).click()
+    expect(page.locator("#stored")).to_have_text("Stored: it is a 7. Thank you.",
+                                                 timeout=10_000)
+    (row,) = store.rows(after_id=before)
+    store.close()
+    assert (row.truth, row.answered) == (7, int(shown))
+    assert row.pixels.shape == (28, 28) and row.pixels.max() > 0  # the 28x28 input
+    page.get_by_role("button", name="Clear").click()
+    assert page.locator("#correct").is_hidden()
+
+
+def test_a_correction_that_is_not_stored_says_why(page):
+    from playwright.sync_api import expect
+
+    page.route("**/feedback", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "5"}, content_type="application/json",
+        body='{"error": "the feedback database is unavailable"}'))
+    _draw(page, [(0.5, 0.15), (0.52, 0.5), (0.5, 0.85)])
+    _answer(page)
+    page.get_by_role("button", name="3", exact=True).click()
+    expect(page.locator("#stored")).to_have_text(
+        "Not stored: the feedback database is unavailable", timeout=10_000)
+    assert page.errors == ["Failed to load resource: the server responded with a status of "
+                           "503 (Service Unavailable)"]
     page.errors.clear()
 
 
