@@ -144,8 +144,8 @@ fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECON
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check core training service clients tests load_tests benchmarks deploy docker fuzz
-	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py \
-	  deploy/prometheus docker/monitoring_e2e.py fuzz
+	$(BIN)/mypy core training service clients load_tests benchmarks deploy/swarm/e2e.py deploy/swarm/loop_e2e.py \
+	  deploy/prometheus deploy/promote.py deploy/promotion.py docker/monitoring_e2e.py fuzz
 
 # uv resolves for the images' platform, not this machine's; it trusts the CA bundle pip
 # is configured with, if any. Training resolves within the service's pins (parity is

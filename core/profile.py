@@ -221,5 +221,8 @@ DRIFT_THRESHOLDS: dict[str, float] = {"digit_mix": 0.2, **{s: 0.25 for s in SIGN
 # Fewer answers than this in a window say nothing: sampling noise alone makes the PSI of
 # n answers from the reference mix about 9 / n.
 MIN_ANSWERS = 200
+# The `challenger_version` label of the loop's series from a replica without a challenger
+# (the service writes it; the promotion command reads it).
+NO_CHALLENGER = "none"
 # More low-confidence answers than this many times the reference's share is a rise.
 LOW_CONFIDENCE_RISE = 3.0

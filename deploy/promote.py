@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from core.profile import NO_CHALLENGER
 from deploy.prometheus.rules import (
     FEEDBACK_ACCURACY,
     FEEDBACK_ANSWERS,
@@ -44,8 +45,13 @@ from deploy.promotion import THRESHOLDS, Thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 SWARM = ["bash", str(ROOT / "deploy/swarm/swarm.sh")]
-NO_CHALLENGER = "none"  # the challenger_version label of replicas without one
 POLL_S = 15.0  # Prometheus's evaluation interval: nothing new appears faster
+# A replica's model info counts only if scraped this recently: after a restart, Prometheus
+# keeps answering the last samples of targets gone before it (no staleness marker) for
+# five minutes, and an earlier stack's pair would look present.
+FRESH_S = 60
+PAIR_QUERY = ("max by (role, version) (mnist_model_info and "
+              f"(time() - timestamp(mnist_model_info) < {FRESH_S}))")
 PROMOTED, NOT_CLEARED, NO_EVIDENCE, ROLLED_BACK, UPDATE_FAILED = 0, 1, 2, 3, 4
 
 Query = Callable[[str], list[dict]]
@@ -76,7 +82,7 @@ def _value(query: Query, expr: str) -> float | None:
 def pair(query: Query) -> tuple[str, str]:
     """(the champion's version, the challenger's) that the replicas serve now."""
     versions: dict[str, set[str]] = {"champion": set(), "challenger": set()}
-    for series in query("max by (role, version) (mnist_model_info)"):
+    for series in query(PAIR_QUERY):
         versions.setdefault(series["metric"]["role"], set()).add(series["metric"]["version"])
     if len(versions["champion"]) != 1 or len(versions["challenger"]) != 1:
         raise NoEvidence(f"expected one champion and one challenger in shadow, Prometheus "

@@ -29,11 +29,12 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from core.feedback import Feedback, FeedbackStore, StoreUnavailable, as_pixels, open_store
+from core.profile import NO_CHALLENGER
 from service.errors import FeedbackUnavailable
 from service.http_input import read_digit, read_form
 from service.monitoring import VERSION
 from service.settings import Settings
-from service.shadow import CHALLENGER_VERSION, NO_CHALLENGER, Shadow
+from service.shadow import CHALLENGER_VERSION, Shadow
 
 log = logging.getLogger("mnist_service")
 
@@ -147,6 +148,20 @@ class FeedbackEndpoint:
         self.service = service
         settings = service.settings
         self.store = LazyStore(settings.feedback_url, settings.feedback_timeout_s)
+        self._zero_series()
+
+    def _zero_series(self) -> None:
+        """Every series this worker can count, at zero from the start: a series born at 1
+        would lose that first row to Prometheus's increase(), and the rare ones (the wrong
+        answers) would lose the most, making accuracy look better than it is."""
+        shadow = self.service.shadow
+        pair = (self.service.model_version, shadow.version if shadow else NO_CHALLENGER)
+        for role in ("champion", "challenger") if shadow else ("champion",):
+            for answered in range(10):
+                for truth in range(10):
+                    series()[0].labels(*pair, role, str(answered), str(truth),
+                                       str(answered == truth).lower())
+        series()[1].labels(self.service.model_version)
 
     async def answer(self, request: Request) -> FeedbackAnswer:
         settings = self.service.settings

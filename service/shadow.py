@@ -46,7 +46,6 @@ SHADOW_WAIT_S = 0.05  # a batch not yet full waits this long for more before it 
 STOP_WAIT_S = 5.0  # on shutdown, the batch being scored gets this long to finish
 CHALLENGER_VERSION = "challenger_version"
 ROLES = ("champion", "challenger")
-NO_CHALLENGER = "none"  # the challenger_version label of series made without one
 
 
 class Scorer(Protocol):

@@ -5,6 +5,8 @@ stand-in deployer (what it rolls out is recorded)."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,3 +180,35 @@ def test_queries_go_to_prometheus_http_api_url_encoded():
 def test_unreachable_prometheus_is_no_evidence():
     query = p.prometheus("http://127.0.0.1:9", timeout_s=1)
     assert p.promote(query, FakeDeployer(), FAST, dry_run=False) == p.NO_EVIDENCE
+
+
+PAIR_TEST = """rule_files: []
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'mnist_model_info{role="champion",version="gone",instance="a"}'
+        values: '1 1 1 _ _ _ _ _ _ _ _ _'
+      - series: 'mnist_model_info{role="champion",version="now",instance="b"}'
+        values: '1 1 1 1 1 1 1 1 1 1 1 1'
+      - series: 'mnist_model_info{role="challenger",version="next",instance="b"}'
+        values: '1 1 1 1 1 1 1 1 1 1 1 1'
+    promql_expr_test:
+      - expr: %s
+        eval_time: 150s
+        exp_samples:
+          - labels: '{role="champion",version="now"}'
+            value: 1
+          - labels: '{role="challenger",version="next"}'
+            value: 1
+"""
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_pair_query_ignores_a_gone_replicas_last_samples(tmp_path):
+    """On a real Prometheus engine (promtool): a replica last scraped two minutes ago is
+    still inside PromQL's five-minute lookback, and must not count as serving."""
+    (tmp_path / "pair.yml").write_text(PAIR_TEST % json.dumps(p.PAIR_QUERY))
+    done = subprocess.run(["promtool", "test", "rules", "pair.yml"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
