@@ -121,6 +121,15 @@ def _row(values: Sequence[Any]) -> Feedback:
                     model_version=str(version), id=int(id_), created_at=float(created))
 
 
+def _insert(item: Feedback, mark: str) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of a checked row, in a driver's parameter style, and its values."""
+    item = item.checked()
+    return (f"INSERT INTO feedback (created_at, model_version, truth, answered, pixels) "
+            f"VALUES ({', '.join([mark] * 5)}) RETURNING id",
+            (time.time(), item.model_version, int(item.truth), item.answered,
+             as_pixels(item.pixels).tobytes()))
+
+
 def _delete_sql(ids: Sequence[int], before: float | None, mark: str) -> tuple[str, list[Any]]:
     clauses, params = [], []  # type: list[str], list[Any]
     if ids:
@@ -158,12 +167,7 @@ class SQLiteStore:
             raise StoreUnavailable(f"{self.url}: {exc}") from exc
 
     def add(self, item: Feedback) -> int:
-        item = item.checked()
-        ((id_,),) = self._run(
-            "INSERT INTO feedback (created_at, model_version, truth, answered, pixels) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (time.time(), item.model_version, int(item.truth), item.answered,
-             as_pixels(item.pixels).tobytes()))
+        ((id_,),) = self._run(*_insert(item, "?"))
         return int(id_)
 
     def rows(self, after_id: int = 0, limit: int | None = None) -> list[Feedback]:
@@ -224,12 +228,7 @@ class PostgresStore:
                 self._conn = None
 
     def add(self, item: Feedback) -> int:
-        item = item.checked()
-        ((id_,),) = self._execute(
-            "INSERT INTO feedback (created_at, model_version, truth, answered, pixels) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (time.time(), item.model_version, int(item.truth), item.answered,
-             as_pixels(item.pixels).tobytes()), fetch=True)
+        ((id_,),) = self._execute(*_insert(item, "%s"), fetch=True)
         return int(id_)
 
     def rows(self, after_id: int = 0, limit: int | None = None) -> list[Feedback]:

@@ -497,15 +497,16 @@ def step_prometheus(run: Run, url: str) -> None:
         and view.get("replicas_answering") == replicas and view.get("rules_ok") is True)
 
 
-def report(run: Run, path: str) -> int:
-    run.fig["checks"] = run.checks
+def report(fig: dict, checks: dict[str, bool], path: str, proof: str = "swarm e2e") -> int:
+    """The figures and checks to `path` and the console, then PASS or FAIL: exit 0 or 1."""
+    fig["checks"] = checks
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(run.fig, indent=2))
-    print(json.dumps(run.fig, indent=2))
-    ok = bool(run.checks) and all(run.checks.values())
-    for name, passed in run.checks.items():
+    Path(path).write_text(json.dumps(fig, indent=2))
+    print(json.dumps(fig, indent=2))
+    ok = bool(checks) and all(checks.values())
+    for name, passed in checks.items():
         print(f"  {'ok  ' if passed else 'FAIL'} {name}")
-    print(f"swarm e2e: {'PASS' if ok else 'FAIL'}")
+    print(f"{proof}: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 
@@ -563,7 +564,7 @@ def main() -> int:
         if not args.keep:
             subprocess.run([*SWARM, "down"], cwd=ROOT)
         run.fig["total_s"] = round(time.monotonic() - t0, 1)
-    return report(run, args.json)
+    return report(run.fig, run.checks, args.json)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import numpy as np
 
 from core.contract import MODEL_NAME
 from core.data import Dataset, resolve, write_idx
-from deploy.swarm.e2e import SWARM, Load, get, sh
+from deploy.swarm.e2e import SWARM, Load, get, report, sh
 from load_tests.payloads import multipart
 from load_tests.shifts import rotated_photos
 
@@ -289,18 +289,6 @@ def step_promote(run: Run, pop: Population, challenger: str) -> None:
         and run.fig["after"]["non_200"] == run.fig["before"]["non_200"] == 0)
 
 
-def report(run: Run, path: str) -> int:
-    run.fig["checks"] = run.checks
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(run.fig, indent=2))
-    print(json.dumps(run.fig, indent=2))
-    ok = bool(run.checks) and all(run.checks.values())
-    for name, passed in run.checks.items():
-        print(f"  {'ok  ' if passed else 'FAIL'} {name}")
-    print(f"loop e2e: {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--users", type=int, default=4, help="Locust users (default: 4)")
@@ -360,7 +348,7 @@ def main() -> int:
             subprocess.run([*SWARM, "down"], cwd=ROOT, env={**os.environ, **run.env})
             empty_volumes(stack)
         run.fig["total_s"] = round(time.monotonic() - t0, 1)
-    return report(run, args.json)
+    return report(run.fig, run.checks, args.json, "loop e2e")
 
 
 if __name__ == "__main__":
