@@ -127,7 +127,10 @@ class MLP(nn.Module):
                     nn.init.xavier_normal_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[batch, 28, 28] raw pixels -> the digit the network reads, still 0-255: thin
+        strokes thickened, the slant removed and the ink centred. No parameters: the
+        training loop may run it on whole chunks, without gradients, ahead of the steps."""
         x = pixels
         if self.config.stroke_width > 0:
             # The exported graph pools with one MaxPool node per pass; PyTorch, training
@@ -138,4 +141,24 @@ class MLP(nn.Module):
             # digits, whose sums are exact in float32 in any order, so PyTorch and
             # onnxruntime agree closely (the thickened pixels' sums are not exact).
             x = deskew(x, moments_of=pixels)
-        return self.net(x * self.scale - self.shift) / self.temperature
+        return x
+
+    def classify(self, digits: torch.Tensor) -> torch.Tensor:
+        """Normalised digits (normalise's output) -> [batch, 10] logits."""
+        return self.net(digits * self.scale - self.shift) / self.temperature
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.normalise(pixels))
+
+
+class WithNormalised(nn.Module):
+    """The exported graph: the MLP's logits and the normalised digit it read, so a client
+    can show what the network really got (core/contract.py names both outputs)."""
+
+    def __init__(self, model: MLP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        digits = self.model.normalise(pixels)
+        return self.model.classify(digits), digits
