@@ -160,7 +160,11 @@ def _training(r: dict) -> list[str]:
         "## Training and start-up",
         "",
         f"- Default training command on `../shared/data/mnist`: {t['seconds']:.1f} s wall, "
-        f"test accuracy {t['accuracy']:.4f}, {t['epochs']} epochs.",
+        f"test accuracy {t['accuracy']:.4f}, {t['epochs']} epochs; its training floor "
+        f"(`python -m training.floor`: the same {t['steps']} optimizer steps of the bare MLP "
+        f"on ready batches) {t['floor_s']:.1f} s.",
+        "- Test accuracy by seed: " + ", ".join(
+            f"{seed}: {accuracy:.4f}" for seed, accuracy in t["seed_accuracy"].items()) + ".",
         f"- Cold start, `bentoml serve` to `/readyz` = 200 (median of 3): "
         f"{r['cold_start_s']:.2f} s.",
         "",

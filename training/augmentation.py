@@ -55,12 +55,18 @@ class AugmentationConfig:
     binarize: float = field(default=0.0, metadata=option("probability of hard-edged ink (0-1)"))
     mouse: float = field(default=0.1, metadata=option(
         "probability of a thin, hard mouse stroke: binarised, eroded (0-1)"))
+    # A new view of every digit every epoch costs about as much as the optimiser's steps on
+    # a 2-core CPU; keeping most views for a few epochs (training/views.py) did not cost
+    # accuracy (docs/journal/training.md).
+    refresh: float = field(default=0.25, metadata=option(
+        "share of the training digits given a new augmented view each epoch; the others "
+        "keep theirs (0-1; 0: one view for the whole run)"))
 
     def __post_init__(self) -> None:
         if min(asdict(self).values()) < 0:
             raise ValueError("augmentation levers must be >= 0")
-        if max(self.stroke, self.binarize, self.mouse) > 1:
-            raise ValueError("stroke, binarize and mouse must be in [0, 1]")
+        if max(self.stroke, self.binarize, self.mouse, self.refresh) > 1:
+            raise ValueError("stroke, binarize, mouse and refresh must be in [0, 1]")
         if self.elastic > 0 and self.elastic_sigma <= 0:
             raise ValueError("elastic_sigma must be > 0 when elastic is on")
 

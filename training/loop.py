@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.augmentation import AugmentationConfig, augment_batch
 from training.config import SGD_MOMENTUM, TrainConfig
+from training.views import Views
 
 
 @dataclass
@@ -48,22 +48,20 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def train_one_epoch(model, images, labels, optimizer, scheduler, batch_size, generator,
-                    augmentation: AugmentationConfig | None, desc="train",
-                    label_smoothing=0.0) -> tuple[float, float]:
-    """One pass over (images, labels) in shuffled mini-batches, each changed by the
-    augmentation unless it is None; returns (mean loss, accuracy)."""
+def train_one_epoch(model, views, labels, optimizer, scheduler, batch_size, generator,
+                    desc="train", label_smoothing=0.0) -> tuple[float, float]:
+    """One pass over (views, labels) in shuffled mini-batches. The views are the digits as
+    the network reads them (training/views.py: augmented and normalised ahead of the
+    steps), so each step runs only model.classify; returns (mean loss, accuracy)."""
     model.train()
-    order = torch.randperm(len(images), generator=generator, device=images.device)
+    order = torch.randperm(len(views), generator=generator, device=views.device)
     total_loss, correct = 0.0, 0
-    bar = tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=None,
+    bar = tqdm(range(0, len(views), batch_size), desc=desc, leave=False, disable=None,
                unit="batch")
     for start in bar:
         batch = order[start:start + batch_size]
-        batch_images, batch_labels = images[batch], labels[batch]
-        if augmentation is not None:
-            batch_images = augment_batch(batch_images, generator, augmentation)
-        logits = model(batch_images)
+        batch_labels = labels[batch]
+        logits = model.classify(views[batch])
         loss = F.cross_entropy(logits, batch_labels, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -73,14 +71,17 @@ def train_one_epoch(model, images, labels, optimizer, scheduler, batch_size, gen
         total_loss += loss.item() * len(batch)
         correct += (logits.argmax(1) == batch_labels).sum().item()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return total_loss / len(images), correct / len(images)
+    return total_loss / len(views), correct / len(views)
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch_size=2048) -> tuple[float, float, np.ndarray]:
-    """(mean loss, accuracy, predictions) without dropout or augmentation."""
+def evaluate(model, x, y, batch_size=2048,
+             normalised=False) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy, predictions) without dropout or augmentation; `normalised`:
+    x is already what model.normalise returns."""
     model.eval()
-    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    forward = model.classify if normalised else model
+    logits = torch.cat([forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     loss = F.cross_entropy(logits, y).item()
     preds = logits.argmax(1)
     return loss, (preds == y).float().mean().item(), preds.cpu().numpy()
@@ -149,15 +150,17 @@ def fit(model, train, val, cfg: TrainConfig, device) -> History:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(cfg, optimizer, math.ceil(len(train_images) / cfg.batch_size))
+    views = Views(train_images, cfg.augmentation, model.normalise)
+    with torch.no_grad():
+        val_ready = model.normalise(val_images)
     history, best_loss, best_state, waited = History(), math.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(
-            model, train_images, train_labels, optimizer, scheduler, cfg.batch_size, generator,
-            cfg.augmentation, desc=f"epoch {epoch}/{cfg.epochs}",
-            label_smoothing=cfg.label_smoothing)
-        val_loss, val_acc, _ = evaluate(model, val_images, val_labels)
+            model, views.epoch(generator), train_labels, optimizer, scheduler, cfg.batch_size,
+            generator, desc=f"epoch {epoch}/{cfg.epochs}", label_smoothing=cfg.label_smoothing)
+        val_loss, val_acc, _ = evaluate(model, val_ready, val_labels, normalised=True)
         for key, value in (("train_loss", train_loss), ("train_acc", train_acc),
                            ("val_loss", val_loss), ("val_acc", val_acc), ("lr", lr)):
             getattr(history, key).append(value)

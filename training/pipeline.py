@@ -131,14 +131,16 @@ def assess(model: MLP, splits: Splits, seed: int,
     model.eval()
 
     @torch.no_grad()
-    def predict(images: np.ndarray) -> np.ndarray:
+    def predict(images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
-        return torch.softmax(model(x), dim=1).cpu().numpy()
+        return torch.cat([torch.softmax(model(x[i:i + batch_size]), dim=1)
+                          for i in range(0, len(x), batch_size)]).cpu().numpy()
 
     probs = predict(splits.test_images)
     return ({**evaluation.calibration(probs, splits.test_labels),
              "temperature": round(float(model.temperature), 4)},
-            evaluation.robustness(predict, splits.test_images, splits.test_labels, seed))
+            evaluation.robustness(predict, splits.test_images, splits.test_labels, seed,
+                                  clean=probs))
 
 
 def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str, Any]:

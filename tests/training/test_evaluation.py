@@ -78,3 +78,24 @@ def test_the_confusion_matrix_counts_label_prediction_pairs_and_gives_per_class_
     assert cm.tolist() == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
     assert per_class_accuracy(cm) == [0.5, 2 / 3, 1.0]
     assert per_class_accuracy(confusion_matrix(labels, preds))[5] == 0.0  # no digit: not NaN
+
+
+def test_the_batched_affine_is_scipys_affine_transform_about_the_centre():
+    """Rotation and shear resample the whole batch at once; away from the border (where
+    scipy leaves a pixel whose source is outside at 0, grid_sample blends it with the zero
+    outside) each image is scipy's affine_transform about its centre."""
+    from scipy import ndimage
+
+    from training.evaluation import _affine
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((6, 28, 28), dtype=np.float32)
+    images[:, 7:21, 9:19] = rng.uniform(0, 255, (6, 14, 10))  # asymmetric: axes matter
+    a = np.deg2rad([0.0, 15.0, -15.0, 90.0, 0.0, 0.0])
+    matrices = np.stack([np.stack([np.cos(a), -np.sin(a)], 1),
+                         np.stack([np.sin(a), np.cos(a)], 1)], 1)
+    matrices[4:, 1, 0] = [0.3, -0.3]  # two shears
+    centre = np.array([13.5, 13.5])
+    expected = np.stack([ndimage.affine_transform(img, m, offset=centre - m @ centre, order=1)
+                         for img, m in zip(images, matrices, strict=True)])
+    np.testing.assert_allclose(_affine(images, matrices), expected, atol=1e-3)

@@ -40,7 +40,7 @@ def _fit_with_scripted_val_loss(monkeypatch, losses, **cfg):
     x, y = torch.rand(64, 28, 28, generator=g) * 255, torch.arange(64) % 2
     states: list[dict] = []
 
-    def scripted(model, *_):
+    def scripted(model, *_, **__):
         states.append(copy.deepcopy(model.state_dict()))
         return losses[len(states) - 1], 0.5, None
 

@@ -82,5 +82,19 @@ def test_dropout_drops_its_share_scales_the_rest_and_routes_the_gradient():
     out.sum().backward()
     assert torch.equal(x.grad, kept.float() / 0.75)  # zero where dropped, 1/(1-p) elsewhere
     torch.manual_seed(0)
-    assert torch.equal(drop(x), out)  # the mask is the global generator's: seeded runs repeat
+    assert torch.equal(Dropout(0.25)(x), out)  # the global generator's: seeded runs repeat
+    assert not torch.equal(drop(x), out)  # each step picks other masks from the bank
     assert drop.eval()(x) is x
+
+
+def test_dropouts_bank_drops_each_unit_alike_whatever_the_row():
+    from training.model import DROPOUT_BANK, Dropout
+
+    torch.manual_seed(1)
+    drop, x = Dropout(0.1), torch.ones(512, 256)
+    kept = torch.stack([drop(x) != 0 for _ in range(40)]).float()  # 20,480 rows
+    assert drop.bank is not None and drop.bank.shape == (DROPOUT_BANK, 256)
+    per_unit = kept.mean(dim=(0, 1))
+    assert per_unit.min() > 0.87 and per_unit.max() < 0.93  # p = 0.1 for every unit
+    same_row = (kept[0, 0] == kept[0, 1]).float().mean()
+    assert 0.78 < same_row < 0.86  # two rows agree as independent masks do: 0.9² + 0.1²
