@@ -104,9 +104,9 @@ class Engine:
         self._io = ([CONTRACT.output_name], CONTRACT.input_name)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [N, 28, 28] raw pixels -> float32 [N, 10] logits, one session call. It
-        fetches the logits only: every answer costs what it cost before the graph had a
-        second output."""
+        """float32 [N, 28, 28] raw pixels -> float32 [N, 10] logits, one session call that
+        fetches the logits only: an answer costs the same whether or not the graph also
+        returns the normalised digit."""
         names, input_name = self._io
         return self.session.run(names, {input_name: batch})[0]
 
@@ -116,8 +116,8 @@ class Engine:
         one session call, when the graph has it; else the input itself, `pixels`."""
         if not self.has_normalised:
             return batch, CONTRACT.input_name
-        return self.session.run([CONTRACT.normalised_name], {CONTRACT.input_name: batch})[0], \
-            CONTRACT.normalised_name
+        name = CONTRACT.normalised_name
+        return self.session.run([name], {CONTRACT.input_name: batch})[0], name
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return softmax(self.logits(batch))

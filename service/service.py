@@ -349,8 +349,8 @@ class MNISTService:
     async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
         """What the model sees, as a PNG: the digit the network reads (thickened, deskewed
         and centred inside the model) of the 28x28 input made from multipart field
-        `image`; from a model exported without that output, the input itself. The
-        X-Model-Tensor header names which."""
+        `image`; from a model exported without that output, the input itself. A response
+        header names which."""
         files = await read_files(ctx.request, "image", 1, self.settings)
         batch, _ = await self._decode(files)
         # One inference call, not batched, not observed: no answer is given here.
