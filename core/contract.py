@@ -25,6 +25,10 @@ ONNX_FILE = "model.onnx"
 class ModelContract:
     input_name: str = "pixels"
     output_name: str = "logits"
+    # The graph's second output: the digit the network reads (thickened, deskewed and
+    # centred inside the graph), [batch, 28, 28] on the input's 0-255 scale, white on
+    # black. Optional: a graph exported before it existed returns logits only.
+    normalised_name: str = "normalised"
     dtype: str = "float32"
     height: int = 28
     width: int = 28
@@ -46,12 +50,23 @@ class ModelContract:
     def output_shape(self) -> tuple[str, int]:
         return ("batch", self.num_classes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly description, used in model metadata and GET /model."""
+    @property
+    def normalised_shape(self) -> tuple[str, int, int]:
+        return self.input_shape
+
+    def output_names(self, normalised: bool = True) -> tuple[str, ...]:
+        """The graph's outputs, in order: logits, then the normalised digit if it has it."""
+        return (self.output_name, self.normalised_name) if normalised else (self.output_name,)
+
+    def to_dict(self, normalised: bool = True) -> dict[str, Any]:
+        """A JSON-friendly description, used in model metadata and GET /model; `outputs`
+        names what the graph returns (`normalised`: a graph with the normalised digit)."""
         d = asdict(self)
         d["labels"] = list(self.labels)
         d["input_shape"] = list(self.input_shape)
         d["output_shape"] = list(self.output_shape)
+        d["normalised_shape"] = list(self.normalised_shape)
+        d["outputs"] = list(self.output_names(normalised))
         d["layout"] = "white digit on black background, raw intensities 0-255"
         return d
 
@@ -76,27 +91,40 @@ def _dims_match(actual: list[Any], expected: tuple[str | int, ...]) -> bool:
     return True
 
 
+def _check_node(what: str, node: Any, name: str, shape: tuple[str | int, ...],
+                onnx_type: str) -> None:
+    if node.name != name:
+        raise ContractError(f"{what} is named {node.name!r}, expected {name!r}")
+    if node.type != onnx_type:
+        raise ContractError(f"{what} {name!r} has type {node.type}, expected {onnx_type}")
+    if not _dims_match(list(node.shape), shape):
+        raise ContractError(
+            f"{what} {name!r} has shape {list(node.shape)}, expected {list(shape)} "
+            "with a dynamic batch axis"
+        )
+
+
 def check_session(session: Any, contract: ModelContract = CONTRACT) -> None:
-    """Raise ContractError unless an onnxruntime InferenceSession matches the contract.
+    """Raise ContractError unless an onnxruntime InferenceSession matches the contract:
+    one input, and the outputs [logits] or [logits, normalised], in that order.
 
     Duck-typed on purpose: this module must not import onnxruntime.
     """
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) != 1:
+    if len(inputs) != 1 or len(outputs) not in (1, 2):
         raise ContractError(
-            f"expected exactly 1 input and 1 output, got {len(inputs)} and {len(outputs)}"
+            f"expected exactly 1 input and 1 or 2 outputs "
+            f"({', '.join(contract.output_names())}), got {len(inputs)} and {len(outputs)}"
         )
     onnx_type = f"tensor({'float' if contract.dtype == 'float32' else contract.dtype})"
-    for what, node, name, shape in (
-        ("input", inputs[0], contract.input_name, contract.input_shape),
-        ("output", outputs[0], contract.output_name, contract.output_shape),
-    ):
-        if node.name != name:
-            raise ContractError(f"{what} is named {node.name!r}, expected {name!r}")
-        if node.type != onnx_type:
-            raise ContractError(f"{what} {name!r} has type {node.type}, expected {onnx_type}")
-        if not _dims_match(list(node.shape), shape):
-            raise ContractError(
-                f"{what} {name!r} has shape {list(node.shape)}, expected {list(shape)} "
-                "with a dynamic batch axis"
-            )
+    _check_node("input", inputs[0], contract.input_name, contract.input_shape, onnx_type)
+    _check_node("output", outputs[0], contract.output_name, contract.output_shape, onnx_type)
+    if len(outputs) == 2:
+        _check_node("second output", outputs[1], contract.normalised_name,
+                    contract.normalised_shape, onnx_type)
+
+
+def has_normalised(session: Any, contract: ModelContract = CONTRACT) -> bool:
+    """Whether a session check_session accepted also returns the normalised digit (a
+    model exported before that output existed does not)."""
+    return tuple(node.name for node in session.get_outputs()) == contract.output_names()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.contract import CONTRACT, ContractError, check_session
+from core.contract import CONTRACT, ContractError, check_session, has_normalised
 from core.digests import file_digest
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,25 @@ class Engine:
         if require_gpu and self.provider != CUDA:
             raise ModelLoadError(f"MNIST_REQUIRE_GPU=1 but the active provider is "
                                  f"{self.provider} (requested {wanted})")
+        # A model exported before the graph returned the normalised digit has logits only.
+        self.has_normalised = has_normalised(self.session)
         self._io = ([CONTRACT.output_name], CONTRACT.input_name)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [N, 28, 28] raw pixels -> float32 [N, 10] logits, one session call."""
+        """float32 [N, 28, 28] raw pixels -> float32 [N, 10] logits, one session call that
+        fetches the logits only: an answer costs the same whether or not the graph also
+        returns the normalised digit."""
         names, input_name = self._io
         return self.session.run(names, {input_name: batch})[0]
+
+    def seen(self, batch: np.ndarray) -> tuple[np.ndarray, str]:
+        """What the network reads of float32 [N, 28, 28] raw pixels, and the name of that
+        tensor in the graph: its `normalised` output (thickened, deskewed, centred; 0-255),
+        one session call, when the graph has it; else the input itself, `pixels`."""
+        if not self.has_normalised:
+            return batch, CONTRACT.input_name
+        name = CONTRACT.normalised_name
+        return self.session.run([name], {CONTRACT.input_name: batch})[0], name
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return softmax(self.logits(batch))

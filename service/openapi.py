@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.errors import ServiceError
-from service.schemas import ErrorBody, ModelInfo
+from service.schemas import SEEN_HEADER, SEEN_TENSORS, ErrorBody, ModelInfo
 
 IMAGE_TYPES = "image/png, image/jpeg"
 
@@ -49,6 +49,10 @@ def _complete_operation(op: dict[str, Any], errors: Sequence[type[ServiceError]]
     ok = op["responses"]["200"]
     if "image/*" in ok.get("content", {}):  # /preprocess: always a PNG (service.py)
         ok["content"] = {"image/png": ok["content"].pop("image/*")}
+        ok["headers"] = {SEEN_HEADER: {"schema": {"type": "string", "enum": list(SEEN_TENSORS)},
+                                       "description": "the graph's tensor the PNG shows: "
+                                       "the normalised digit the network reads, or (a model "
+                                       "exported without it) the input"}}
     op["responses"] = {"200": ok, **_error_responses(errors), "500": op["responses"]["500"]}
     if decodes:
         form = body["content"]["multipart/form-data"]

@@ -12,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.contract import CONTRACT
 
+# POST /preprocess's PNG says in this header which tensor of the graph it shows: the
+# normalised digit the network reads, or (a model exported without that output) its input.
+SEEN_HEADER = "X-Model-Tensor"
+SEEN_TENSORS = (CONTRACT.normalised_name, CONTRACT.input_name)
+
 # Strict: a bool, a float (3.0, NaN, Infinity) or a string is not a pixel.
 Pixel = Annotated[int, Field(strict=True, ge=CONTRACT.pixel_min, le=CONTRACT.pixel_max)]
 Row = Annotated[list[Pixel], Field(min_length=CONTRACT.width, max_length=CONTRACT.width)]

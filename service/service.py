@@ -5,11 +5,11 @@
 
 Endpoints: POST /predict (multipart `image`), POST /predict_batch (multipart
 `images`, up to MNIST_MAX_BATCH), POST /predict_pixels (JSON 28x28), POST /preprocess
-(what the model sees, as a PNG); service/routes.py adds the page at /, /docs, GET /model, /metrics
-and the Open Inference Protocol v2; BentoML adds /livez and /readyz. Endpoints handle HTTP and
-delegate: service/http_input.py reads the request (see there why we parse it
-ourselves), service/preprocess.py makes the model input, service/engine.py runs
-it. Every error is a named ServiceError, rendered as {"error": "..."} with its status by
+(the digit the network reads, as a PNG); service/routes.py adds the page at /, /docs, GET
+/model, /metrics and the Open Inference Protocol v2; BentoML adds /livez and /readyz.
+Endpoints handle HTTP and delegate: service/http_input.py reads the request (see there
+why we parse it ourselves), service/preprocess.py makes the model input, service/engine.py
+runs it. Every error is a named ServiceError, rendered as {"error": "..."} with its status by
 service/errors.py.
 """
 
@@ -52,6 +52,7 @@ from service.preprocess import declared_pixels, measured_model_batch, over_backg
 from service.routes import web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
+    SEEN_HEADER,
     BatchPrediction,
     ImageForm,
     ImagesForm,
@@ -151,7 +152,7 @@ ROUTE_ERRORS: dict[str, tuple[type[ServiceError], ...]] = {
     "/predict": (*_READS_INPUT, Busy, Overloaded),  # decodes, then the batcher
     "/predict_batch": (*_READS_INPUT, Busy),  # decodes; one inference call, not batched
     "/predict_pixels": (*_READS_INPUT, Overloaded),  # no decoding; the batcher
-    "/preprocess": (*_READS_INPUT, Busy),  # decodes; no inference
+    "/preprocess": (*_READS_INPUT, Busy),  # decodes; one inference call, not batched
     "/feedback": (*_READS_INPUT, Busy, FeedbackUnavailable),  # decodes, then the database
 }
 PREDICT_PATHS = tuple(ROUTE_ERRORS)
@@ -274,7 +275,7 @@ class MNISTService:
             "requested_providers": self.engine.requested,
             "cuda_fell_back_to_cpu": self.engine.fell_back,
             "challenger": self.shadow.tag if self.shadow is not None else None,
-            "contract": CONTRACT.to_dict(),
+            "contract": CONTRACT.to_dict(normalised=self.engine.has_normalised),
             "limits": {"max_body_bytes": self.settings.max_body_bytes,
                        "max_pixels": self.settings.max_pixels,
                        "max_batch": self.settings.max_batch},
@@ -346,10 +347,16 @@ class MNISTService:
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
     async def preprocess(self, ctx: bentoml.Context) -> Image.Image:
-        """What the model sees: the 28x28 input made from multipart field `image` (a PNG)."""
+        """What the model sees, as a PNG: the digit the network reads (thickened, deskewed
+        and centred inside the model) of the 28x28 input made from multipart field
+        `image`; from a model exported without that output, the input itself. A response
+        header names which."""
         files = await read_files(ctx.request, "image", 1, self.settings)
-        batch, _ = await self._decode(files)  # no inference: nothing observed
-        return Image.fromarray(np.clip(batch[0], 0, 255).round().astype(np.uint8), mode="L")
+        batch, _ = await self._decode(files)
+        # One inference call, not batched, not observed: no answer is given here.
+        seen, tensor = self.engine.seen(batch)
+        ctx.response.headers[SEEN_HEADER] = tensor
+        return Image.fromarray(np.clip(seen[0], 0, 255).round().astype(np.uint8), mode="L")
 
     @bentoml.api(input_spec=FeedbackInput)
     @renders_errors

@@ -4,7 +4,8 @@
 
 The file is self-contained (torch's exporter would otherwise put the weights in
 a sidecar `.data` file), takes `pixels` [batch, 28, 28] raw 0-255 and returns
-`logits` [batch, 10]; see core/contract.py.
+`logits` [batch, 10] and `normalised` [batch, 28, 28], the digit the network reads (so a
+client can show it); see core/contract.py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import onnx
 import torch
 
 from core.contract import CONTRACT, check_session
+from training.model import MLP, WithNormalised
 
 OPSET = 18
 # torch.export deep-copies the program's module call graph when the exporter decomposes
@@ -30,11 +32,12 @@ OPSET = 18
 LEAFSPEC_COPY = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Export `model` (put in eval mode, on CPU) to one ONNX file with a dynamic batch axis."""
+def export_onnx(model: MLP, path: str | Path, metadata: dict[str, Any]) -> Path:
+    """Export `model` (put in eval mode, on CPU) to one ONNX file with a dynamic batch axis:
+    its logits and the normalised digit it reads (WithNormalised)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().eval()
+    graph = WithNormalised(model.cpu()).eval()
     example = torch.zeros(2, CONTRACT.height, CONTRACT.width)
     # The exporter narrates every pass at INFO; keep errors only.
     for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):
@@ -42,10 +45,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, An
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=LEAFSPEC_COPY, category=FutureWarning)
         program = torch.onnx.export(
-            model,
+            graph,
             (example,),
             input_names=[CONTRACT.input_name],
-            output_names=[CONTRACT.output_name],
+            output_names=list(CONTRACT.output_names()),
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
             opset_version=OPSET,
             dynamo=True,
@@ -57,7 +60,8 @@ def export_onnx(model: torch.nn.Module, path: str | Path, metadata: dict[str, An
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    proto.doc_string = "MNIST MLP: pixels [batch,28,28] raw 0-255 white-on-black -> logits"
+    proto.doc_string = ("MNIST MLP: pixels [batch,28,28] raw 0-255 white-on-black -> logits, "
+                        "and the normalised digit it reads [batch,28,28] 0-255")
     onnx.checker.check_model(proto, full_check=True)
     # save_as_external_data=False keeps the weights inside the one file.
     onnx.save_model(proto, str(path), save_as_external_data=False)
@@ -70,29 +74,47 @@ def onnx_session(path: str | Path, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
 
 
+def onnx_run(session: Any, names: list[str], images: np.ndarray,
+             batch_size: int = 1000) -> list[np.ndarray]:
+    """ONNX Runtime's outputs `names` of images [N, 28, 28] (any dtype, raw 0-255), fed as
+    float32 like the service's input, batch by batch; each concatenated over the batches."""
+    runs = [session.run(names, {CONTRACT.input_name:
+                                images[start:start + batch_size].astype(np.float32)})
+            for start in range(0, len(images), batch_size)]
+    return [np.concatenate([run[i] for run in runs]) for i in range(len(names))]
+
+
 def onnx_logits(session: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """ONNX Runtime's logits [N, 10] of images [N, 28, 28] (any dtype, raw 0-255), fed as
-    float32 like the service's input, batch by batch."""
-    return np.concatenate([
-        session.run([CONTRACT.output_name],
-                    {CONTRACT.input_name: images[start:start + batch_size].astype(np.float32)})[0]
-        for start in range(0, len(images), batch_size)])
+    """ONNX Runtime's logits [N, 10] of images [N, 28, 28]: the only output it asks for."""
+    return onnx_run(session, [CONTRACT.output_name], images, batch_size)[0]
 
 
 @torch.no_grad()
-def check_parity(model: torch.nn.Module, onnx_path: str | Path, images: np.ndarray,
+def _torch_outputs(model: MLP, images: np.ndarray,
+                   batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's logits and normalised digits of images, batch by batch."""
+    logits, digits = [], []
+    for start in range(0, len(images), batch_size):
+        normalised = model.normalise(torch.from_numpy(
+            images[start:start + batch_size].astype(np.float32)))
+        logits.append(model.classify(normalised).numpy())
+        digits.append(normalised.numpy())
+    return np.concatenate(logits), np.concatenate(digits)
+
+
+def check_parity(model: MLP, onnx_path: str | Path, images: np.ndarray,
                  batch_size: int = 1000) -> dict[str, Any]:
-    """Compare PyTorch and ONNX Runtime logits on `images` (uint8 [N, 28, 28])."""
+    """Compare PyTorch and ONNX Runtime on `images` (uint8 [N, 28, 28]): the logits (the
+    pipeline's gate) and the normalised digits (reported, on the 0-255 scale)."""
     model = model.cpu().eval()
     session = onnx_session(onnx_path)
     check_session(session)
-    got = onnx_logits(session, images, batch_size)
-    ref = np.concatenate([model(torch.from_numpy(images[start:start + batch_size]
-                                                 .astype(np.float32))).numpy()
-                          for start in range(0, len(images), batch_size)])
+    got, got_digits = onnx_run(session, list(CONTRACT.output_names()), images, batch_size)
+    ref, ref_digits = _torch_outputs(model, images, batch_size)
     return {
         "n": int(len(images)),
         "argmax_agreement": int((got.argmax(1) == ref.argmax(1)).sum()) / len(images),
         "max_abs_logit_diff": float(np.abs(got - ref).max()),
+        "max_abs_normalised_diff": float(np.abs(got_digits - ref_digits).max()),
         "provider": session.get_providers()[0],
     }

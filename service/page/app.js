@@ -1,11 +1,16 @@
 // The draw-a-digit page: a client of the public API like any other.
-// POST /predict (the answer) and POST /preprocess (what the model saw), each with the
-// canvas exported as a PNG, or with the file the user chose; POST /feedback (the same
-// image, the digit the user says it is and the answer shown) when the user corrects an
-// answer. No other request is made.
+// POST /predict (the answer) and POST /preprocess (what the network reads: the digit
+// thickened, deskewed and centred inside the model), each with the canvas exported as a
+// PNG, or with the file the user chose; POST /feedback (the same image, the digit the
+// user says it is and the answer shown) when the user corrects an answer. No other
+// request is made.
 "use strict";
 
 const DEBOUNCE_MS = 250;
+// Which tensor of the model /preprocess's PNG is (service/schemas.py SEEN_HEADER): each
+// has its caption on the page, data-tensor naming it.
+const SEEN_HEADER = "X-Model-Tensor";
+const captions = document.querySelectorAll("[data-tensor]");
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
 const els = Object.fromEntries(
@@ -111,7 +116,8 @@ async function classify(blob, name) {
   try {
     const [answer, seen] = await Promise.all([
       post("/predict", blob, name).then((r) => r.json()),
-      post("/preprocess", blob, name).then((r) => r.blob()).then(asDataUrl),
+      post("/preprocess", blob, name).then(async (r) => ({
+        src: await asDataUrl(await r.blob()), tensor: r.headers.get(SEEN_HEADER) })),
     ]);
     if (mine !== sequence) return;
     showError("");
@@ -128,11 +134,23 @@ async function classify(blob, name) {
   }
 }
 
+// The image /preprocess answered, under the caption of what it is.
+function showSeen(seen) {
+  els.seen.src = seen.src;
+  for (const caption of captions) {
+    caption.hidden = caption.dataset.tensor !== seen.tensor;
+    if (!caption.hidden) {
+      els.seen.alt = caption.dataset.alt;
+      els.seen.setAttribute("aria-describedby", caption.id);
+    }
+  }
+}
+
 function render(answer, seen) {
   els.digit.textContent = String(answer.digit);
   els.confidence.textContent =
     `It is a ${answer.digit}, with ${(answer.confidence * 100).toFixed(1)} % confidence.`;
-  els.seen.src = seen;
+  showSeen(seen);
   els.bars.replaceChildren(...answer.probabilities.map((p, d) => {
     const item = document.createElement("li");
     if (d === answer.digit) item.className = "top";

@@ -54,6 +54,7 @@ def test_model_endpoint_describes_model_and_provider(client, trained):
     assert body["sha256"] == metrics["onnx_sha256"]
     assert body["provider"] == "CPUExecutionProvider" and body["cuda_fell_back_to_cpu"] is False
     assert body["contract"]["input_name"] == CONTRACT.input_name
+    assert body["contract"]["outputs"] == ["logits", "normalised"]  # the served graph's
     assert body["dataset"]["source"] == "idx"
 
 
@@ -127,20 +128,26 @@ def test_service_stays_ready_after_bad_input(client, test_digits):
                        ).status_code == 200
 
 
-def test_preprocess_returns_exactly_what_the_model_sees(client, test_digits):
+def test_preprocess_returns_exactly_what_the_network_reads(client, trained, test_digits):
     import io
 
     from PIL import Image
 
+    from service.engine import Engine
     from service.preprocess import to_model_input
+    from service.schemas import SEEN_HEADER
     from service.service import SETTINGS
 
     photo = jpeg_on_paper(test_digits[0][3])
     resp = client.post("/preprocess", files={"image": ("d.jpg", photo, "image/jpeg")})
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
-    seen = np.asarray(Image.open(io.BytesIO(resp.content)))
+    assert resp.headers[SEEN_HEADER] == "normalised"
+    seen = np.asarray(Image.open(io.BytesIO(resp.content))).astype(float)
+    model_input = to_model_input(photo, SETTINGS)
+    reads, _ = Engine(trained[1] / "model.onnx").seen(model_input[None])
     assert seen.shape == (28, 28)
-    assert np.abs(seen.astype(float) - to_model_input(photo, SETTINGS)).max() <= 0.5
+    assert np.abs(seen - reads[0].clip(0, 255)).max() <= 0.5
+    assert np.abs(seen - model_input).max() > 50  # thickened and deskewed: not the input
 
 
 @pytest.mark.parametrize("kwargs, status", [

@@ -22,6 +22,25 @@ def test_engine_serves_probabilities(onnx_path, test_digits):
     assert engine.provider == CPU and not engine.fell_back
 
 
+def test_the_network_reads_the_graphs_normalised_digit(onnx_path, test_digits):
+    engine = Engine(onnx_path)
+    x = test_digits[0][:5].astype(np.float32)
+    seen, tensor = engine.seen(x)
+    assert engine.has_normalised and tensor == "normalised"
+    assert seen.shape == (5, 28, 28) and seen.dtype == np.float32
+    assert not np.allclose(seen, x)  # thickened and deskewed: not the input
+
+
+def test_a_model_exported_before_the_normalised_digit_answers_the_same(
+        onnx_path, logits_only_onnx, test_digits):
+    old, new = Engine(logits_only_onnx), Engine(onnx_path)
+    x = test_digits[0][:9].astype(np.float32)
+    assert not old.has_normalised
+    np.testing.assert_array_equal(old.logits(x), new.logits(x))
+    seen, tensor = old.seen(x)  # what it reads is shown as its input
+    assert tensor == "pixels" and np.array_equal(seen, x)
+
+
 def test_engine_refuses_missing_file(tmp_path):
     with pytest.raises(ModelLoadError, match="missing"):
         Engine(tmp_path / "nope.onnx")
@@ -56,6 +75,26 @@ def _identity_model(path, input_name="pixels", shape=("batch", 28, 28)):
 def test_engine_refuses_contract_mismatch(tmp_path, kwargs, text):
     path = _identity_model(tmp_path / "m.onnx", **kwargs)
     with pytest.raises(ModelLoadError, match=f"breaks the contract.*{text}"):
+        Engine(path)
+
+
+def test_engine_refuses_a_wrong_second_output(tmp_path):
+    """Logits as the contract wants them (the first 10 pixels), then another tensor."""
+    tensor = helper.make_tensor_value_info
+    graph = helper.make_graph([
+        helper.make_node("Flatten", ["pixels"], ["flat"]),
+        helper.make_node("Slice", ["flat", "start", "end", "axis"], ["logits"]),
+        helper.make_node("Identity", ["pixels"], ["probabilities"]),
+    ], "g", [tensor("pixels", TensorProto.FLOAT, ["batch", 28, 28])],
+        [tensor("logits", TensorProto.FLOAT, ["batch", 10]),
+         tensor("probabilities", TensorProto.FLOAT, ["batch", 28, 28])],
+        initializer=[helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                     for name, value in (("start", 0), ("end", 10), ("axis", 1))])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
+                                ir_version=10), path)
+    with pytest.raises(ModelLoadError, match="breaks the contract: second output is named "
+                       "'probabilities', expected 'normalised'"):
         Engine(path)
 
 

@@ -200,7 +200,7 @@ def test_every_transport_counts_each_answer_and_no_rejection(client, test_digits
     digits += [p["digit"] for p in batch.json()["predictions"]]
     answer = client.post(INFER, content=_oip(x[18:24])).json()
     digits += np.array(answer["outputs"][0]["data"]).reshape(6, 10).argmax(1).tolist()
-    client.post("/preprocess", files={"image": ("d.png", png(x[0]))})  # no inference
+    client.post("/preprocess", files={"image": ("d.png", png(x[0]))})  # not an answer
     rejected = [client.post("/predict", files={"image": ("d.png", b"not a png")}),
                 client.post("/predict_pixels", json={"pixels": [[0] * 28] * 28}),  # blank
                 client.post("/predict_pixels", content=b'{"pixels": NaN}'),

@@ -61,6 +61,18 @@ def test_file_parts_name_their_media_types_and_the_batch_its_bounds(doc, client)
     assert (images["minItems"], images["maxItems"]) == (1, limits["max_batch"])
 
 
+def test_the_preprocess_header_is_documented_with_what_it_answers(doc, client, test_digits):
+    from clients.uploads import png
+    from service.schemas import SEEN_HEADER
+
+    ok = doc["paths"]["/preprocess"]["post"]["responses"]["200"]
+    assert list(ok["content"]) == ["image/png"]
+    documented = ok["headers"][SEEN_HEADER]["schema"]["enum"]
+    assert sorted(documented) == ["normalised", "pixels"]
+    resp = client.post("/preprocess", files={"image": ("d.png", png(test_digits[0][0]))})
+    assert resp.status_code == 200 and resp.headers[SEEN_HEADER] in documented
+
+
 def test_get_model_is_documented_and_answers_what_it_documents(doc, client):
     ref = doc["paths"]["/model"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ref["schema"] == {"$ref": "#/components/schemas/ModelInfo"}

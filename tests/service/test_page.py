@@ -5,11 +5,14 @@
 
 Real pointer events draw on the canvas; a real test digit is uploaded; the page must make
 no request outside the service and log no console error (a CSP violation is one). The
-screenshot goes to reports/page.png (docs/img/page.png is a copy of one).
+screenshot, of a slanted 1 and the deskewed digit the network reads, goes to
+reports/page.png (docs/img/page.png is a copy of one).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 from clients.uploads import png
 from core.feedback import open_store
 from service.engine import Engine
+from service.schemas import SEEN_HEADER
 from tests.helpers import ROOT
 from tests.service.browser import (
     NEEDS_CHROMIUM,
@@ -55,16 +59,71 @@ def _answer(page) -> str:
     return page.locator("#digit").text_content()
 
 
+def _png_pixels(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L")).astype(float)
+
+
+def _slant(image: np.ndarray) -> float:
+    """The ink's shear, mu11 / mu02 of its image moments (deskewing brings it to 0)."""
+    rows, cols = np.indices(image.shape)
+    mass = image.sum()
+    dy = rows - (image * rows).sum() / mass
+    dx = cols - (image * cols).sum() / mass
+    return float((image * dx * dy).sum() / (image * dy * dy).sum())
+
+
 def test_drawing_a_one_shows_1_what_the_model_saw_and_ten_bars(page):
     _draw(page, [(0.5, 0.15), (0.52, 0.5), (0.5, 0.85)])
     assert _answer(page) == "1"
     assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
     assert page.locator("#bars li").count() == 10
     assert "confidence" in page.locator("#confidence").text_content()
-    (ROOT / "reports").mkdir(exist_ok=True)
-    page.screenshot(path=str(ROOT / "reports/page.png"), full_page=True)
     page.get_by_role("button", name="Clear").click()
     assert page.locator("#digit").text_content() == "–"
+
+
+def test_a_slanted_stroke_is_shown_deskewed_as_the_network_reads_it(page, server):
+    import httpx
+
+    from service.preprocess import to_model_input
+    from service.settings import load_settings
+
+    _draw(page, [(0.32, 0.15), (0.5, 0.5), (0.68, 0.85)])  # a 1 leaning well over
+    _answer(page)
+    shown = _png_pixels(base64.b64decode(
+        page.locator("#seen").get_attribute("src").removeprefix("data:image/png;base64,")))
+    drawing = base64.b64decode(page.locator("#pad").evaluate(
+        "pad => pad.toDataURL('image/png')").removeprefix("data:image/png;base64,"))
+    served = httpx.post(server + "/preprocess", files={"image": ("d.png", drawing)})
+    assert served.headers[SEEN_HEADER] == "normalised"
+    # The page shows what /preprocess answers for the drawing: not the 28x28 model input.
+    np.testing.assert_array_equal(shown, _png_pixels(served.content))
+    model_input = to_model_input(drawing, load_settings())
+    assert np.abs(shown - model_input).max() > 50
+    assert _slant(model_input) > 0.3 and abs(_slant(shown)) < 0.1 * _slant(model_input)
+    assert page.locator("#seen-normalised").is_visible()
+    assert page.locator("#seen-pixels").is_hidden()
+    assert page.locator("#seen").get_attribute("alt") == "The 28 by 28 digit the network reads"
+    (ROOT / "reports").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "reports/page.png"), full_page=True)
+
+
+def test_a_model_without_the_normalised_digit_is_captioned_as_its_input(page):
+    """A model exported before the graph returned its normalised digit: /preprocess
+    answers its 28x28 input, and says so (stood in for here by that header)."""
+    def as_input(route):
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, SEEN_HEADER: "pixels"})
+
+    page.route("**/preprocess", as_input)
+    _draw(page, [(0.5, 0.15), (0.52, 0.5), (0.5, 0.85)])
+    _answer(page)
+    assert page.locator("#seen-pixels").is_visible()
+    assert page.locator("#seen-normalised").is_hidden()
+    assert page.locator("#seen").get_attribute("alt") == "The 28 by 28 image the model received"
+    assert page.locator("#seen").get_attribute("aria-describedby") == "seen-pixels"
 
 
 def test_uploading_a_real_test_digit_shows_its_label(page, trained, test_digits, tmp_path):

@@ -39,6 +39,49 @@ def test_prometheus_metrics_count_predictions(server):
     assert b'endpoint="/predict"' in body
 
 
+def _register_logits_only(trained, logits_only_onnx, home: Path) -> str:
+    """The trained model registered again as exported before the normalised output."""
+    import yaml
+
+    from core.contract import MODEL_NAME
+    from core.digests import file_digest
+    from training.registry import register_in
+
+    shutil.copytree(trained[2] / "models", home / "models")
+    (yaml_file,) = (home / "models" / MODEL_NAME).glob("*/model.yaml")
+    meta = yaml.safe_load(yaml_file.read_text())
+    files = [logits_only_onnx, trained[1] / "metrics.json", trained[1] / "model_card.md"]
+    return register_in(home / "models", MODEL_NAME, files, meta["labels"],
+                       {**meta["metadata"], "onnx_sha256": file_digest(logits_only_onnx)})
+
+
+def test_a_model_exported_before_the_normalised_digit_keeps_serving(
+        trained, logits_only_onnx, tmp_path, test_digits):
+    import io
+    import json
+
+    import httpx
+    from PIL import Image
+
+    from service.schemas import SEEN_HEADER
+
+    tag = _register_logits_only(trained, logits_only_onnx, tmp_path / "home")
+    x = test_digits[0][:40]
+    offline = Engine(trained[1] / "model.onnx").probabilities(x.astype(np.float32)).argmax(1)
+    with open(tmp_path / "server.log", "w") as log, \
+            process.serving(log, env={"BENTOML_HOME": str(tmp_path / "home")}) as (_, base), \
+            httpx.Client(base_url=base, timeout=10) as client:
+        model = json.loads(process.http_get(base + "/model")[1])
+        served = [client.post("/predict", files={"image": ("d.png", png(d), "image/png")}
+                              ).json()["digit"] for d in x]
+        seen = client.post("/preprocess", files={"image": ("d.png", png(x[0]), "image/png")})
+    assert model["tag"] == tag and model["contract"]["outputs"] == ["logits"]
+    assert np.array_equal(np.array(served), offline)
+    # Its input, as before: a digit already in MNIST layout, unchanged.
+    assert seen.status_code == 200 and seen.headers[SEEN_HEADER] == "pixels"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(seen.content))), x[0])
+
+
 def _store_copy(trained, tmp_path) -> tuple[Path, Path]:
     home = tmp_path / "bentoml"
     shutil.copytree(trained[2], home)
