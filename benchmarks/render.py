@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import perf_analyzer
-from benchmarks.goals import Goal, bench_goals, ratio
+from benchmarks.goals import Goal, bench_goals, mean_accuracy, ratio
 from core.docblocks import write_block
 
 RESULTS = Path("docs/benchmarks.json")
 PAGE = Path("docs/benchmarks.md")
 README = Path("README.md")
 SUMMARY_BLOCK = "bench-summary"
+TRAINING = Path("docs/training.md")
+SEEDS_BLOCK = "training-seeds"
 
 
 def met(ok: bool) -> str:
@@ -227,13 +229,30 @@ def summary(r: dict[str, Any]) -> str:
     ])
 
 
+def seeds(r: dict[str, Any]) -> str:
+    """docs/training.md's block: the default command's figures by seed, and the mean."""
+    t, m = r["training"], r["meta"]
+    rows = [f"| {seed} | {accuracy * 100:.2f} % |" for seed, accuracy in
+            t["seed_accuracy"].items()]
+    return "\n".join([
+        f"`make bench` on {m['machine']}, {m['date']}: the default command, one run per seed.",
+        "", "| seed | test accuracy |", "|---|---|", *rows,
+        f"| **mean** | **{mean_accuracy(t) * 100:.2f} %** |", "",
+        f"Seed {next(iter(t['seed_accuracy']))} (the default) took {t['seconds']:.0f} s wall, "
+        f"{t['seconds'] / t['floor_s']:.2f}× its training floor ({t['floor_s']:.1f} s); "
+        f"ECE {t['ece'] * 100:.2f} %; robustness: "
+        + ", ".join(f"{name} {value * 100:.2f} %" for name, value in t["robustness"].items())
+        + "."])
+
+
 def publish(results: dict[str, Any], root: Path = Path(".")) -> str:
-    """Write the run's results (docs/benchmarks.json), its page and README's block;
-    returns the page."""
+    """Write the run's results (docs/benchmarks.json), its page, README's block and
+    docs/training.md's; returns the page."""
     (root / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
     page = render(results)
     (root / PAGE).write_text(page)
     write_block(root / README, SUMMARY_BLOCK, summary(results))
+    write_block(root / TRAINING, SEEDS_BLOCK, seeds(results))
     return page
 
 
@@ -243,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the results of a `make bench` run")
     args = parser.parse_args(argv)
     publish(json.loads(args.results.read_text()))
-    print(f"written: {RESULTS}, {PAGE}, the {SUMMARY_BLOCK} block of {README}")
+    print(f"written: {RESULTS}, {PAGE}, the {SUMMARY_BLOCK} block of {README}, the "
+          f"{SEEDS_BLOCK} block of {TRAINING}")
     return 0
 
 

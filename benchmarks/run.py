@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     page = render.publish(results, ROOT)
     print("\n" + page)
     print(f"written: {render.RESULTS}, {render.PAGE}, the {render.SUMMARY_BLOCK} block of "
-          f"{render.README}")
+          f"{render.README}, the {render.SEEDS_BLOCK} block of {render.TRAINING}")
     return 0
 
 

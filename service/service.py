@@ -53,6 +53,7 @@ from service.routes import web_app
 from service.safe_responses import SafeResponses
 from service.schemas import (
     SEEN_HEADER,
+    SEEN_TENSORS,
     BatchPrediction,
     ImageForm,
     ImagesForm,
@@ -350,11 +351,19 @@ class MNISTService:
         """What the model sees, as a PNG: the digit the network reads (thickened, deskewed
         and centred inside the model) of the 28x28 input made from multipart field
         `image`; from a model exported without that output, the input itself. A response
-        header names which."""
+        header names which. `?tensor=pixels` asks for the input (what an OIP client
+        sends), `?tensor=normalised` for the digit the network reads."""
+        wanted = ctx.request.query_params.get("tensor")
+        if wanted is not None and wanted not in SEEN_TENSORS:
+            raise BadRequest(f"tensor must be one of {', '.join(SEEN_TENSORS)}")
+        if wanted == CONTRACT.normalised_name and not self.engine.has_normalised:
+            raise BadRequest("this model's graph does not return the normalised digit: "
+                             f"ask for tensor={CONTRACT.input_name}")
         files = await read_files(ctx.request, "image", 1, self.settings)
         batch, _ = await self._decode(files)
         # One inference call, not batched, not observed: no answer is given here.
-        seen, tensor = self.engine.seen(batch)
+        seen, tensor = (batch, CONTRACT.input_name) if wanted == CONTRACT.input_name \
+            else self.engine.seen(batch)
         ctx.response.headers[SEEN_HEADER] = tensor
         return Image.fromarray(np.clip(seen[0], 0, 255).round().astype(np.uint8), mode="L")
 

@@ -55,10 +55,10 @@ class AugmentationConfig:
     binarize: float = field(default=0.0, metadata=option("probability of hard-edged ink (0-1)"))
     mouse: float = field(default=0.1, metadata=option(
         "probability of a thin, hard mouse stroke: binarised, eroded (0-1)"))
-    # A new view of every digit every epoch costs about as much as the optimiser's steps on
-    # a 2-core CPU; keeping most views for a few epochs (training/views.py) did not cost
-    # accuracy (docs/journal/training.md).
-    refresh: float = field(default=0.25, metadata=option(
+    # A new view of every digit every epoch costs about half as much as the optimiser's
+    # steps on a 2-core CPU, but keeping views for 2 or 4 epochs (training/views.py) cost
+    # test accuracy and most of all the elastic class (docs/journal/training.md).
+    refresh: float = field(default=1.0, metadata=option(
         "share of the training digits given a new augmented view each epoch; the others "
         "keep theirs (0-1; 0: one view for the whole run)"))
 

@@ -26,6 +26,7 @@ from core.profile import META_REFERENCE, REFERENCE_FILE, Profile
 from training import evaluation, export, feedback, plots, report
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
+from training.beside import beside
 from training.model import MLP
 from training.reference import build_reference, write_reference
 from training.registry import register
@@ -125,22 +126,34 @@ def test_model(model: MLP, splits: Splits, device: torch.device) -> TestResult:
     return TestResult(loss, accuracy, evaluation.confusion_matrix(splits.test_labels, preds))
 
 
-def assess(model: MLP, splits: Splits, seed: int,
+def assess(model: MLP, images: np.ndarray, labels: np.ndarray, seed: int,
            device: torch.device) -> tuple[dict[str, Any], dict[str, float]]:
     """Calibration and robustness on the test digits (training/evaluation.py)."""
     model.eval()
 
     @torch.no_grad()
-    def predict(images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
+    def predict(pixels: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(pixels, dtype=np.float32), device=device)
         return torch.cat([torch.softmax(model(x[i:i + batch_size]), dim=1)
                           for i in range(0, len(x), batch_size)]).cpu().numpy()
 
-    probs = predict(splits.test_images)
-    return ({**evaluation.calibration(probs, splits.test_labels),
+    probs = predict(images)
+    return ({**evaluation.calibration(probs, labels),
              "temperature": round(float(model.temperature), 4)},
-            evaluation.robustness(predict, splits.test_images, splits.test_labels, seed,
-                                  clean=probs))
+            evaluation.robustness(predict, images, labels, seed, clean=probs))
+
+
+def assess_and_plot(model: MLP, test: tuple[np.ndarray, np.ndarray], seed: int,
+                    device: torch.device, out: Path, history: History, confusion: np.ndarray,
+                    title: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """assess(), then the figures that need nothing else: the curves, the confusion matrix
+    and the reliability diagram. Runs beside the export (training/beside.py)."""
+    calibration, robustness = assess(model, *test, seed, device)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.plot_curves(history, out / FIGURES[0])
+    plots.plot_confusion(confusion, out / FIGURES[1], title)
+    plots.plot_reliability(calibration, out / FIGURES[2])
+    return calibration, robustness
 
 
 def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str, Any]:
@@ -167,19 +180,18 @@ def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult, parity: dict[st
     }
 
 
-def write_reports(out: Path, metrics: dict[str, Any], history: History, confusion: np.ndarray,
-                  title: str, reference: Profile) -> list[Path]:
-    """metrics.json, the curves, the confusion matrix, the reliability diagram, the model
-    card, the reference profile and its figure; returns their paths."""
-    paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
-                               "reliability.png", "model_card.md", "reference.png")]
-    report.write_json(paths[0], metrics)
-    plots.plot_curves(history, paths[1])
-    plots.plot_confusion(confusion, paths[2], title)
-    plots.plot_reliability(metrics["calibration"], paths[3])
-    report.write_model_card(paths[4], metrics, reference)
-    plots.plot_reference(reference, paths[5])
-    return [*paths, write_reference(reference, out)]
+# Drawn beside the export by assess_and_plot, in this order.
+FIGURES = ("training_curves.png", "confusion_matrix.png", "reliability.png")
+
+
+def write_reports(out: Path, metrics: dict[str, Any], reference: Profile) -> list[Path]:
+    """metrics.json, the model card, the reference profile and its figure; returns the
+    paths of every report, FIGURES among them."""
+    report.write_json(out / "metrics.json", metrics)
+    report.write_model_card(out / "model_card.md", metrics, reference)
+    plots.plot_reference(reference, out / "reference.png")
+    return [out / "metrics.json", *(out / name for name in FIGURES), out / "model_card.md",
+            out / "reference.png", write_reference(reference, out)]
 
 
 def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device, Retraining | None]:
@@ -262,31 +274,42 @@ def print_outcome(ds: Dataset, metrics: dict[str, Any], files: list[Path],
     print(f"registered: {tag}" if tag else "registered: no (--no-register)")
 
 
+def export_and_compare(cfg: TrainConfig, model: MLP, splits: Splits, metadata: dict[str, Any],
+                       retraining: Retraining | None) -> tuple[Path, dict, dict | None]:
+    """The ONNX file, its parity with PyTorch, and with --feedback the comparison with the
+    serving model."""
+    onnx_path = export.export_onnx(model, Path(cfg.output_dir) / ONNX_FILE, metadata)
+    parity = {**export.check_parity(model, onnx_path, splits.test_images),
+              "atol": cfg.parity_atol}
+    comparison = feedback.compare(onnx_path, retraining.serving, splits.test_images,
+                                  splits.test_labels, retraining.digits) if retraining else None
+    return onnx_path, parity, comparison
+
+
 def run(cfg: TrainConfig) -> int:
     started = time.perf_counter()
     cfg = cfg.dry() if cfg.dry_run else cfg
     ds, splits, device, retraining = prepare(cfg)
     model, history, train_seconds = train_model(splits, cfg, device)
     test = test_model(model, splits, device)
-    calibration, robustness = assess(model, splits, cfg.seed, device)
     metadata = model_metadata(cfg, ds, test)
-
     out = Path(cfg.output_dir)
-    onnx_path = export.export_onnx(model, out / ONNX_FILE, metadata)
-    parity = {**export.check_parity(model, onnx_path, splits.test_images),
-              "atol": cfg.parity_atol}
-    comparison = feedback.compare(onnx_path, retraining.serving, splits.test_images,
-                                  splits.test_labels, retraining.digits) if retraining else None
+    with beside(device) as executor:
+        assessed = executor.submit(
+            assess_and_plot, model, (splits.test_images, splits.test_labels), cfg.seed, device,
+            out, history, test.confusion, f"{ds.source} test set, accuracy {test.accuracy:.4f}")
+        onnx_path, parity, comparison = export_and_compare(cfg, model, splits, metadata,
+                                                           retraining)
+        reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
+                                    ds.is_fallback)
+        calibration, robustness = assessed.result()
     metrics = collect_metrics(
         cfg, splits, history, test, metadata, train_seconds=round(train_seconds, 2),
         device=str(device), parity=parity, min_accuracy=cfg.accuracy_gate(ds.is_fallback),
         gates=check_gates(cfg, ds, test, parity, comparison), calibration=calibration,
         robustness=robustness, **{META_SHA256: file_digest(onnx_path)},
         **({"feedback": comparison} if comparison else {}))
-    reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
-                                ds.is_fallback)
-    reports = write_reports(out, metrics, history, test.confusion,
-                            f"{ds.source} test set, accuracy {test.accuracy:.4f}", reference)
+    reports = write_reports(out, metrics, reference)
     failed = print_gates(metrics, cfg)
     if failed:
         print(f"error: gate(s) failed: {', '.join(failed)}; nothing registered. "

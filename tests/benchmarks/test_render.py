@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.render import PAGE, README, RESULTS, SUMMARY_BLOCK, publish, render, summary
+from benchmarks.render import (
+    PAGE,
+    README,
+    RESULTS,
+    SEEDS_BLOCK,
+    SUMMARY_BLOCK,
+    TRAINING,
+    publish,
+    render,
+    seeds,
+    summary,
+)
 from core.docblocks import read_block
 from tests.benchmarks.test_perf_analyzer import _measured
 from tests.helpers import ROOT
@@ -136,15 +147,32 @@ def test_the_summary_names_the_machine_the_date_and_the_headline_ratios():
     assert "1 worker: 1200 req/s, 2 workers: 1600 req/s; 158–161 MB per worker." in text
 
 
+def test_training_docs_seeds_are_rendered_from_the_committed_results():
+    block = read_block((ROOT / TRAINING).read_text(), SEEDS_BLOCK)
+    assert block == seeds(_committed_results()), \
+        "docs/training.md's training-seeds differs from docs/benchmarks.json: " \
+        "python -m benchmarks.render"
+
+
+def test_the_seeds_block_gives_each_seed_the_mean_and_the_floor_ratio():
+    text = seeds(_results(1600.0))
+    assert "| 2 | 98.90 % |" in text and "| **mean** | **99.00 %** |" in text
+    assert "Seed 1 (the default) took 80 s wall, 1.33× its training floor (60.0 s)" in text
+    assert "elastic warp (alpha 34, sigma 4) 96.00 %" in text
+
+
 def test_publish_writes_the_results_the_page_and_the_readme_block(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / README).write_text("# x\n<!-- generated: bench-summary (make bench) -->\n"
                                    "stale\n<!-- end generated: bench-summary -->\n")
+    (tmp_path / TRAINING).write_text("<!-- generated: training-seeds (make bench) -->\n"
+                                     "stale\n<!-- end generated: training-seeds -->\n")
     results = _results(1600.0)
     page = publish(results, tmp_path)
     assert json.loads((tmp_path / RESULTS).read_text()) == results
     assert (tmp_path / PAGE).read_text() == page == render(results)
     assert read_block((tmp_path / README).read_text(), SUMMARY_BLOCK) == summary(results)
+    assert read_block((tmp_path / TRAINING).read_text(), SEEDS_BLOCK) == seeds(results)
 
 
 def test_the_monitoring_pairs_are_rendered_in_their_order_with_their_ratio():

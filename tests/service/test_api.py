@@ -148,6 +148,29 @@ def test_preprocess_returns_exactly_what_the_network_reads(client, trained, test
     assert seen.shape == (28, 28)
     assert np.abs(seen - reads[0].clip(0, 255)).max() <= 0.5
     assert np.abs(seen - model_input).max() > 50  # thickened and deskewed: not the input
+    named = client.post("/preprocess?tensor=normalised", files={"image": ("d.jpg", photo)})
+    assert named.content == resp.content and named.headers[SEEN_HEADER] == "normalised"
+
+
+def test_preprocess_gives_the_model_input_an_oip_client_sends_when_asked(client, test_digits):
+    """?tensor=pixels: the 28x28 input itself, to send over the Open Inference Protocol
+    (the graph normalises it; a normalised digit sent there would be normalised twice)."""
+    import io
+
+    from PIL import Image
+
+    from service.preprocess import to_model_input
+    from service.schemas import SEEN_HEADER
+    from service.service import SETTINGS
+
+    photo = jpeg_on_paper(test_digits[0][3])
+    resp = client.post("/preprocess?tensor=pixels", files={"image": ("d.jpg", photo)})
+    assert resp.status_code == 200 and resp.headers[SEEN_HEADER] == "pixels"
+    model_input = to_model_input(photo, SETTINGS)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(resp.content))),
+                          model_input.round().astype(np.uint8))
+    assert_error(client.post("/preprocess?tensor=logits", files={"image": ("d.jpg", photo)}),
+                 400, "tensor must be one of normalised, pixels")
 
 
 @pytest.mark.parametrize("kwargs, status", [

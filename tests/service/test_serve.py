@@ -14,7 +14,7 @@ import pytest
 from clients import server_process as process
 from clients.uploads import png
 from service.engine import Engine
-from tests.helpers import serve_expecting_refusal
+from tests.helpers import assert_error, serve_expecting_refusal
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,9 @@ def test_a_model_exported_before_the_normalised_digit_keeps_serving(
         served = [client.post("/predict", files={"image": ("d.png", png(d), "image/png")}
                               ).json()["digit"] for d in x]
         seen = client.post("/preprocess", files={"image": ("d.png", png(x[0]), "image/png")})
+        refused = client.post("/preprocess?tensor=normalised",
+                              files={"image": ("d.png", png(x[0]), "image/png")})
+    assert_error(refused, 400, "ask for tensor=pixels")
     assert model["tag"] == tag and model["contract"]["outputs"] == ["logits"]
     assert np.array_equal(np.array(served), offline)
     # Its input, as before: a digit already in MNIST layout, unchanged.

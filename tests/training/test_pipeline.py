@@ -136,7 +136,11 @@ def test_help_states_every_default():
     for opt in ("--epochs", "--lr", "--optimizer", "--dropout", "--patience", "--seed",
                 "--dry-run", "--min-accuracy", "--batch-size"):
         assert opt in proc.stdout
-    assert "(default: 50)" in proc.stdout and "(default: adam)" in proc.stdout
+    from training.config import TrainConfig
+
+    defaults = TrainConfig()
+    assert f"(default: {defaults.epochs})" in proc.stdout
+    assert f"(default: {defaults.optimizer})" in proc.stdout
 
 
 def test_feedback_joins_the_training_digits_repeated_and_never_the_validation_ones():
