@@ -24,9 +24,9 @@ from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
 from core.profile import META_REFERENCE, REFERENCE_FILE, Profile
 from training import evaluation, export, feedback, plots, report
+from training.beside import beside
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
-from training.beside import beside
 from training.model import MLP
 from training.reference import build_reference, write_reference
 from training.registry import register
