@@ -5,7 +5,10 @@
 The same number of optimizer steps as the run whose metrics.json is given (epochs run x
 batches per epoch), each a forward, backward and optimizer step of the bare MLP of its
 widths (Linear, ReLU, Linear: no dropout, no label smoothing, no in-graph normalisation)
-on batches already in memory, with its optimizer and batch size. `make bench` divides the
+on batches already in memory, with its optimizer and batch size. The batches are the
+run's own training digits and labels (standardised, in file order): on random ones the
+network cannot learn, its first layer dies, Adam's moments decay into denormal floats,
+and a step costs three times as much as on digits. `make bench` divides the
 whole training command's time by it: how much more than the unavoidable arithmetic the
 job costs, a figure that carries from one CPU to another better than seconds do.
 """
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.contract import CONTRACT
+from core.data import resolve_or_exit
 from training.loop import make_optimizer
 
 # Distinct ready batches cycled through: the floor reads from memory as a real epoch does.
@@ -45,15 +49,24 @@ def steps_of(metrics: dict[str, Any]) -> int:
     return metrics["epochs_run"] * math.ceil(metrics["split"]["train"] / batch_size)
 
 
+def ready_batches(metrics: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """BATCHES batches of the run's training digits, standardised as the network reads
+    them, and their labels: [BATCHES, batch, 28, 28] and [BATCHES, batch]."""
+    dataset = resolve_or_exit(metrics["dataset"]["location"], allow_download=False)
+    count = BATCHES * metrics["config"]["batch_size"]
+    pixels = torch.as_tensor(dataset.train_images[:count], dtype=torch.float32)
+    images = (pixels / CONTRACT.pixel_max - CONTRACT.mean) / CONTRACT.std
+    labels = torch.as_tensor(dataset.train_labels[:count], dtype=torch.int64)
+    return images.view(BATCHES, -1, *images.shape[1:]), labels.view(BATCHES, -1)
+
+
 def floor_seconds(metrics: dict[str, Any], seed: int = 0) -> float:
     """Seconds of steps_of(metrics) bare steps (see the module's docstring)."""
     recipe = metrics["config"]
     torch.manual_seed(seed)
     model = bare_mlp(recipe["model"]["hidden_sizes"])
     optimizer = make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], 0.0)
-    shape = (BATCHES, recipe["batch_size"], CONTRACT.height, CONTRACT.width)
-    images = torch.rand(shape) * CONTRACT.pixel_max
-    labels = torch.randint(0, CONTRACT.num_classes, shape[:2])
+    images, labels = ready_batches(metrics)
     started = time.perf_counter()
     for step in range(steps_of(metrics)):
         loss = F.cross_entropy(model(images[step % BATCHES]), labels[step % BATCHES])

@@ -24,7 +24,6 @@ from core.data import Dataset, resolve_or_exit, stratified_split
 from core.digests import file_digest
 from core.profile import META_REFERENCE, REFERENCE_FILE, Profile
 from training import evaluation, export, feedback, plots, report
-from training.beside import beside
 from training.config import TrainConfig
 from training.loop import History, evaluate, fit, fit_temperature
 from training.model import MLP
@@ -143,19 +142,6 @@ def assess(model: MLP, images: np.ndarray, labels: np.ndarray, seed: int,
             evaluation.robustness(predict, images, labels, seed, clean=probs))
 
 
-def assess_and_plot(model: MLP, test: tuple[np.ndarray, np.ndarray], seed: int,
-                    device: torch.device, out: Path, history: History, confusion: np.ndarray,
-                    title: str) -> tuple[dict[str, Any], dict[str, float]]:
-    """assess(), then the figures that need nothing else: the curves, the confusion matrix
-    and the reliability diagram. Runs beside the export (training/beside.py)."""
-    calibration, robustness = assess(model, *test, seed, device)
-    out.mkdir(parents=True, exist_ok=True)
-    plots.plot_curves(history, out / FIGURES[0])
-    plots.plot_confusion(confusion, out / FIGURES[1], title)
-    plots.plot_reliability(calibration, out / FIGURES[2])
-    return calibration, robustness
-
-
 def model_metadata(cfg: TrainConfig, ds: Dataset, test: TestResult) -> dict[str, Any]:
     """The model's facts, built once: the ONNX file, metrics.json and the store carry them."""
     return {
@@ -180,18 +166,19 @@ def check_gates(cfg: TrainConfig, ds: Dataset, test: TestResult, parity: dict[st
     }
 
 
-# Drawn beside the export by assess_and_plot, in this order.
-FIGURES = ("training_curves.png", "confusion_matrix.png", "reliability.png")
-
-
-def write_reports(out: Path, metrics: dict[str, Any], reference: Profile) -> list[Path]:
-    """metrics.json, the model card, the reference profile and its figure; returns the
-    paths of every report, FIGURES among them."""
-    report.write_json(out / "metrics.json", metrics)
-    report.write_model_card(out / "model_card.md", metrics, reference)
-    plots.plot_reference(reference, out / "reference.png")
-    return [out / "metrics.json", *(out / name for name in FIGURES), out / "model_card.md",
-            out / "reference.png", write_reference(reference, out)]
+def write_reports(out: Path, metrics: dict[str, Any], history: History, confusion: np.ndarray,
+                  title: str, reference: Profile) -> list[Path]:
+    """metrics.json, the curves, the confusion matrix, the reliability diagram, the model
+    card, the reference profile and its figure; returns their paths."""
+    paths = [out / n for n in ("metrics.json", "training_curves.png", "confusion_matrix.png",
+                               "reliability.png", "model_card.md", "reference.png")]
+    report.write_json(paths[0], metrics)
+    plots.plot_curves(history, paths[1])
+    plots.plot_confusion(confusion, paths[2], title)
+    plots.plot_reliability(metrics["calibration"], paths[3])
+    report.write_model_card(paths[4], metrics, reference)
+    plots.plot_reference(reference, paths[5])
+    return [*paths, write_reference(reference, out)]
 
 
 def prepare(cfg: TrainConfig) -> tuple[Dataset, Splits, torch.device, Retraining | None]:
@@ -237,8 +224,8 @@ def print_gates(metrics: dict[str, Any], cfg: TrainConfig) -> list[str]:
     parity = metrics["parity"]
     print(f"test accuracy {metrics['test_accuracy']:.4f} (gate {metrics['min_accuracy']:.4f}); "
           f"ONNX parity: argmax agreement {parity['argmax_agreement']:.4f}, max |dlogit| "
-          f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}) on {parity['n']} "
-          "digits", flush=True)
+          f"{parity['max_abs_logit_diff']:.2e} (gate {cfg.parity_atol:g}), normalised digit "
+          f"max |d| {parity['max_abs_normalised_diff']:.2e} on {parity['n']} digits", flush=True)
     if "feedback" in metrics:
         print(feedback.summary(metrics["feedback"], cfg.max_test_drop), flush=True)
     return [gate for gate, ok in metrics["gates"].items() if not ok]
@@ -293,23 +280,20 @@ def run(cfg: TrainConfig) -> int:
     model, history, train_seconds = train_model(splits, cfg, device)
     test = test_model(model, splits, device)
     metadata = model_metadata(cfg, ds, test)
-    out = Path(cfg.output_dir)
-    with beside(device) as executor:
-        assessed = executor.submit(
-            assess_and_plot, model, (splits.test_images, splits.test_labels), cfg.seed, device,
-            out, history, test.confusion, f"{ds.source} test set, accuracy {test.accuracy:.4f}")
-        onnx_path, parity, comparison = export_and_compare(cfg, model, splits, metadata,
-                                                           retraining)
-        reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
-                                    ds.is_fallback)
-        calibration, robustness = assessed.result()
+    calibration, robustness = assess(model, splits.test_images, splits.test_labels, cfg.seed,
+                                     device)
+    onnx_path, parity, comparison = export_and_compare(cfg, model, splits, metadata, retraining)
     metrics = collect_metrics(
         cfg, splits, history, test, metadata, train_seconds=round(train_seconds, 2),
         device=str(device), parity=parity, min_accuracy=cfg.accuracy_gate(ds.is_fallback),
         gates=check_gates(cfg, ds, test, parity, comparison), calibration=calibration,
         robustness=robustness, **{META_SHA256: file_digest(onnx_path)},
         **({"feedback": comparison} if comparison else {}))
-    reports = write_reports(out, metrics, reference)
+    reference = build_reference(onnx_path, splits.test_images, splits.test_labels,
+                                ds.is_fallback)
+    out = Path(cfg.output_dir)
+    reports = write_reports(out, metrics, history, test.confusion,
+                            f"{ds.source} test set, accuracy {test.accuracy:.4f}", reference)
     failed = print_gates(metrics, cfg)
     if failed:
         print(f"error: gate(s) failed: {', '.join(failed)}; nothing registered. "

@@ -95,10 +95,12 @@ def write_model_card(path: Path, m: dict[str, Any], reference: Profile) -> None:
   on {m['device']}; optimizer {m['config']['optimizer']}, schedule {m['config']['schedule']},
   label smoothing {m['config']['label_smoothing']:g}; augmentation: {levers}.
 - **ONNX parity** (ONNX Runtime vs PyTorch, {m['parity']['n']} test digits): argmax agreement
-  {m['parity']['argmax_agreement']:.4f}, max |Δlogit| {m['parity']['max_abs_logit_diff']:.2e}.
+  {m['parity']['argmax_agreement']:.4f}, max |Δlogit| {m['parity']['max_abs_logit_diff']:.2e};
+  the normalised digit, max |Δ| {m['parity']['max_abs_normalised_diff']:.2e} on the 0–255 scale.
 - **Input contract**: `{CONTRACT.input_name}` float32 [batch, 28, 28], raw intensities 0–255,
   white digit on black, centred by centre of mass in a 20×20 box (the MNIST recipe).
-  Output `{CONTRACT.output_name}` float32 [batch, 10].
+  Outputs `{CONTRACT.output_name}` float32 [batch, 10] and `{CONTRACT.normalised_name}`
+  float32 [batch, 28, 28], the digit the network reads (thickened, deskewed, centred; 0–255).
 - **SHA-256** of model.onnx: `{m[META_SHA256]}`.
 - **Calibration** (official test digits, {m['calibration']['bins']} equal-width bins): expected
   calibration error {m['calibration']['ece'] * 100:.2f} %, with the softmax temperature
