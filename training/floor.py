@@ -50,14 +50,15 @@ def steps_of(metrics: dict[str, Any]) -> int:
 
 
 def ready_batches(metrics: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """BATCHES batches of the run's training digits, standardised as the network reads
-    them, and their labels: [BATCHES, batch, 28, 28] and [BATCHES, batch]."""
+    """Up to BATCHES whole batches of the run's training digits, standardised as the
+    network reads them, and their labels: [n, batch, 28, 28] and [n, batch]."""
     dataset = resolve_or_exit(metrics["dataset"]["location"], allow_download=False)
-    count = BATCHES * metrics["config"]["batch_size"]
+    batch_size = metrics["config"]["batch_size"]
+    count = min(BATCHES, len(dataset.train_labels) // batch_size) * batch_size
     pixels = torch.as_tensor(dataset.train_images[:count], dtype=torch.float32)
     images = (pixels / CONTRACT.pixel_max - CONTRACT.mean) / CONTRACT.std
     labels = torch.as_tensor(dataset.train_labels[:count], dtype=torch.int64)
-    return images.view(BATCHES, -1, *images.shape[1:]), labels.view(BATCHES, -1)
+    return images.view(-1, batch_size, *images.shape[1:]), labels.view(-1, batch_size)
 
 
 def floor_seconds(metrics: dict[str, Any], seed: int = 0) -> float:
@@ -69,7 +70,8 @@ def floor_seconds(metrics: dict[str, Any], seed: int = 0) -> float:
     images, labels = ready_batches(metrics)
     started = time.perf_counter()
     for step in range(steps_of(metrics)):
-        loss = F.cross_entropy(model(images[step % BATCHES]), labels[step % BATCHES])
+        batch = step % len(images)
+        loss = F.cross_entropy(model(images[batch]), labels[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
