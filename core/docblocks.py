@@ -9,14 +9,17 @@ A block is delimited by two HTML comments, which markdown does not show:
     | variable | default | meaning |
     <!-- end generated: settings -->
 
-The text after the name says what writes the block. Its writer calls write_block(); a test
+The text after the name says what writes the block. Its writer calls write_block() (a
+module whose command prints or writes one block: block_command()); a test
 renders the block from its source again and compares it with read_block(), so a figure in
 a page can never drift from the file it comes from.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -54,3 +57,17 @@ def write_block(path: Path, name: str, body: str) -> bool:
     if new != old:
         path.write_text(new)
     return new != old
+
+
+def block_command(path: Path, name: str, body: Callable[[], str], description: str,
+                  argv: list[str] | None = None) -> int:
+    """The command line of a generated block: print its body, or with --write replace
+    block `name` of the file at `path` with it and say whether that changed the file."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--write", action="store_true",
+                        help=f"replace the block {name!r} of {path.name}")
+    if parser.parse_args(argv).write:
+        print(f"{path.name}: {'updated' if write_block(path, name, body()) else 'unchanged'}")
+    else:
+        print(body())
+    return 0

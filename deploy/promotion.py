@@ -12,11 +12,10 @@ these.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from core.docblocks import write_block
+from core.docblocks import block_command
 
 # Prometheus's window for the evidence: longer than any shadow period it judges, so the
 # figures cover the challenger's whole life (its series begin when it is deployed).
@@ -65,16 +64,8 @@ def markdown_table(th: Thresholds = THRESHOLDS) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.promotion",
-                                     description="Print or write the thresholds' table.")
-    parser.add_argument("--write", action="store_true", help=f"write it into {DOCS.name}")
-    args = parser.parse_args(argv)
-    if args.write:
-        changed = write_block(DOCS, BLOCK, markdown_table())
-        print(f"{DOCS.name}: {'updated' if changed else 'current'}")
-    else:
-        print(markdown_table())
-    return 0
+    return block_command(DOCS, BLOCK, markdown_table, "Print or write the thresholds' table.",
+                         argv)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ A test renders the table again and compares it with the README's block.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from core.docblocks import write_block
+from core.docblocks import block_command
 from service.settings import PREFIX, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -35,15 +34,7 @@ def markdown_table() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true",
-                        help=f"replace the block {BLOCK!r} of {README.name}")
-    if parser.parse_args(argv).write:
-        changed = write_block(README, BLOCK, markdown_table())
-        print(f"{README.name}: {'updated' if changed else 'unchanged'}")
-    else:
-        print(markdown_table())
-    return 0
+    return block_command(README, BLOCK, markdown_table, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":

@@ -74,8 +74,8 @@ DROPOUT_BANK = 8192
 class Dropout(nn.Module):
     """nn.Dropout's semantics with masks drawn from a bank: each row of a batch takes a
     random one of DROPOUT_BANK masks, made once (torch.rand, already scaled floats) from
-    torch's seeded generator. Why: a fresh mask of a 128 x 1024 activation cost a sixth of
-    a whole training step on a 2-core CPU, picking rows a twentieth of that
+    torch's seeded generator. Why: a fresh mask of a 128 x 1024 activation cost a large
+    share of a training step on a 2-core CPU, picking rows a tenth of that or less
     (docs/journal/training.md). Each unit is still dropped with probability p, independently
     of the digit and the step. Identity in eval mode, so the exported graph has no trace
     of it."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.docblocks import BlockError, read_block, replace_block, write_block
+from core.docblocks import BlockError, block_command, read_block, replace_block, write_block
 
 PAGE = """# Title
 text before
@@ -48,3 +48,15 @@ def test_write_block_reports_whether_the_file_changed(tmp_path):
     assert write_block(path, "table", "| new |") is True
     assert write_block(path, "table", "| new |") is False
     assert read_block(path.read_text(), "table") == "| new |"
+
+
+def test_the_block_command_prints_or_writes_and_says_whether_it_changed(tmp_path, capsys):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    assert block_command(page, "table", lambda: "| new |", "d", []) == 0
+    assert capsys.readouterr().out == "| new |\n" and page.read_text() == PAGE  # printed only
+    block_command(page, "table", lambda: "| new |", "d", ["--write"])
+    assert capsys.readouterr().out == "page.md: updated\n"
+    assert read_block(page.read_text(), "table") == "| new |"
+    block_command(page, "table", lambda: "| new |", "d", ["--write"])
+    assert capsys.readouterr().out == "page.md: unchanged\n"
