@@ -52,10 +52,11 @@ def start(port: int, log: IO[str] | int | None = subprocess.PIPE,
         stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=ROOT)
 
 
-def wait_ready(proc: subprocess.Popen, base_url: str, timeout: float = 60) -> float:
-    """Seconds until /readyz answers 200; raises RuntimeError if the server dies or stalls."""
+def wait_ready(proc: subprocess.Popen, base_url: str, timeout: float = 60,
+               path: str = "/readyz") -> float:
+    """Seconds until `path` answers 200; raises RuntimeError if the server dies or stalls."""
     t0 = time.monotonic()
-    while http_get(base_url + "/readyz", timeout=2)[0] != 200:
+    while http_get(base_url + path, timeout=2)[0] != 200:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with code {proc.returncode} before ready")
         if time.monotonic() - t0 > timeout:
