@@ -102,6 +102,10 @@ class ClientGone(ServiceError, status=499):  # nginx's "client closed request"
     """The client closed the connection before its request was complete (never read)."""
 
 
+class Unexpected(ServiceError, status=500):
+    """A fault of the service's own, logged; the answer tells nothing of its inside."""
+
+
 class Busy(ServiceError, status=503, retry_after_s=1):
     """Too many large images are being decoded: retry after `Retry-After` seconds."""
 

@@ -13,10 +13,11 @@ from typing import Any, Protocol, cast
 
 import bentoml
 import numpy as np
+from starlette.requests import Request
 
 from service.engine import Engine
 from service.monitoring import Monitor
-from service.schemas import ModelInfo
+from service.schemas import ModelInfo, Prediction
 from service.settings import Settings
 from service.shadow import Shadow
 
@@ -38,6 +39,10 @@ class Served(Protocol):
 
     async def logits(self, pixels: np.ndarray,
                      measured: np.ndarray | None = None) -> np.ndarray: ...
+
+    async def answer_upload(self, request: Request) -> Prediction: ...
+
+    async def answer_pixels(self, request: Request) -> Prediction: ...
 
 
 def served() -> Served:

@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel
+from starlette.requests import Request
 
 from core.contract import CONTRACT, META_ONNX_FILE, META_SHA256, ONNX_FILE
 from service import oip_grpc
@@ -42,6 +43,7 @@ from service.errors import (
     renders_errors,
 )
 from service.feedback import FeedbackAnswer, FeedbackEndpoint, FeedbackForm
+from service.hot_path import HotPath
 from service.http_input import read_files, read_pixels
 from service.lifecycle import die_with_parent, refuse_to_start
 from service.metrics import RequestMetrics
@@ -330,12 +332,23 @@ class MNISTService:
         """One image [1, 28, 28]."""
         return predictions_from(softmax(await self.logits(one, measured)))[0]
 
+    async def answer_upload(self, request: Request) -> Prediction:
+        """/predict's answer (served by service/hot_path.py before BentoML's router)."""
+        files = await read_files(request, "image", 1, self.settings)
+        return await self._prediction(*await self._decode(files))
+
+    async def answer_pixels(self, request: Request) -> Prediction:
+        """/predict_pixels's answer (served as /predict's is)."""
+        pixels = await read_pixels(request, self.settings)
+        # A blank image is a 422 here too, as on /predict.
+        over_background(pixels[0], self.settings.min_ink)
+        return await self._prediction(pixels)
+
     @bentoml.api(input_spec=ImageInput)
     @renders_errors
     async def predict(self, ctx: bentoml.Context) -> Prediction:
         """Classify one PNG/JPEG image sent as multipart field `image`."""
-        files = await read_files(ctx.request, "image", 1, self.settings)
-        return await self._prediction(*await self._decode(files))
+        return await self.answer_upload(ctx.request)
 
     @bentoml.api(input_spec=ImagesInput)
     @renders_errors
@@ -378,10 +391,7 @@ class MNISTService:
     @renders_errors
     async def predict_pixels(self, ctx: bentoml.Context) -> Prediction:
         """Classify a 28x28 MNIST-layout digit sent as JSON {"pixels": [[0-255, ...], ...]}."""
-        pixels = await read_pixels(ctx.request, self.settings)
-        # A blank image is a 422 here too, as on /predict.
-        over_background(pixels[0], self.settings.min_ink)
-        return await self._prediction(pixels)
+        return await self.answer_pixels(ctx.request)
 
 
 # Added first, so outermost: metrics see the final status of every route.
@@ -391,6 +401,13 @@ MNISTService.add_asgi_middleware(RequestMetrics,  # type: ignore[attr-defined]
 MNISTService.add_asgi_middleware(SafeResponses,  # type: ignore[attr-defined]
                                  no_store=lambda path: path in PREDICT_PATHS
                                  or is_infer_path(path))
-# Added last, so innermost: while the supervisor drains (service/drain.py), /readyz is a
-# 503 that the metrics and security headers above still see.
+# While the supervisor drains (service/drain.py), /readyz is a 503 that the metrics and
+# security headers above still see.
 MNISTService.add_asgi_middleware(DrainingReadiness)  # type: ignore[attr-defined]
+# Added last, so innermost: the single-image answers, before BentoML's router; not when
+# tracing, whose request and trace ids BentoML's API adds.
+if not SETTINGS.tracing:
+    MNISTService.add_asgi_middleware(  # type: ignore[attr-defined]
+        HotPath, headers={"Server": f"BentoML Service/{MNISTService.name}"}, answers={
+            "/predict": MNISTService.inner.answer_upload,  # type: ignore[attr-defined]
+            "/predict_pixels": MNISTService.inner.answer_pixels})  # type: ignore[attr-defined]
