@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=False,
                              description="1: BentoML's per-request access log line")
     tracing: bool = Field(default=False, description="1: OpenTelemetry spans for the API "
-                                                     "(configure an exporter in BentoML)")
+                                                     "(configure an exporter in BentoML), "
+                                                     "and every answer through BentoML's "
+                                                     "API (no hot path)")
     monitoring: bool = Field(default=True, description="label-free quality metrics of every "
                              "answer (predicted digit, confidence, input statistics) beside "
                              "the model's reference profile, on /metrics and `GET "
