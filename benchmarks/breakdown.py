@@ -57,7 +57,8 @@ GENERIC = ("asyncio/", "contextlib.py", "typing.py", "functools.py")
 # The frames that run the event loop: what is above them (the process's start-up, click,
 # uvicorn's Server.run) is not the request's; with nothing below them, the loop is
 # waiting in epoll (or, without --native, busy in uvloop's C code).
-LOOP = {("Runner.run", "asyncio/runners.py"), ("BaseEventLoop.run_forever", "asyncio/base_events.py"),
+LOOP = {("Runner.run", "asyncio/runners.py"),
+        ("BaseEventLoop.run_forever", "asyncio/base_events.py"),
         ("BaseEventLoop.run_until_complete", "asyncio/base_events.py")}
 # Innermost frames (function, a piece of its path) of a thread that waits: the event loop
 # in epoll (with --native), threads parked on a lock, a queue or a pipe (uvicorn's
@@ -234,7 +235,8 @@ def per_request(samples: Samples, rate: float, requests: int) -> dict[str, dict[
 def py_spy_command(pid: int, seconds: float, rate: int, out: Path,
                    native: bool = False) -> list[str]:
     cmd = [PY_SPY, "record", "--format", "raw", "--rate", str(rate), "--duration",
-           str(round(seconds)), "--pid", str(pid), "--idle", "--threads", "--full-filenames", "-o", str(out)]
+           str(round(seconds)), "--pid", str(pid), "--idle", "--threads", "--full-filenames",
+           "-o", str(out)]
     # py-spy can unwind C frames only while the process is paused.
     return cmd + (["--native"] if native else ["--nonblocking"])
 
