@@ -5,20 +5,22 @@
 
 One `py-spy record` per worker process, all at once, while a load runs; every sampled
 stack is put in one category (CATEGORIES) by the rules below, and the samples become
-microseconds of a worker per answered request. `make bench` runs it beside Locust
-(profile(), then per_request() with Locust's count for the same window).
+microseconds of a worker per answered request. From code, beside a load: profile()
+starts py-spy and returns, Recording.wait() gives the Samples, per_request() divides them
+by the requests answered in the same window (Locust's count).
 
 Sampling choices:
 - `--idle`: the event loop waiting in epoll is where the batcher's wait and "no work" go,
   and with it every tick samples the event loop's thread once, so its samples are the
   window's wall time and the categories add up to workers x seconds. Other threads that
-  wait (thread pools, a gRPC loop) are parked, not serving: their idle samples are
-  dropped.
+  wait (thread pools, a gRPC loop, uvicorn's ping thread: WAITS) are parked, not
+  serving: their idle samples are dropped.
 - No `--native` by default: py-spy can only unwind C frames by pausing the process
   (it refuses `--native` with `--nonblocking`), which slows the server it measures.
   Without it, uvloop's own C work (its callbacks, timers, I/O polling) shows as the bare
   loop frame, the same as waiting: `idle` holds both. `--native` splits them (epoll is
-  idle, uvloop's C is asyncio) at the price of pausing the workers at every sample.
+  idle, uvloop's C is asyncio; the C part is small) at the price of pausing the workers
+  at every sample.
 """
 
 from __future__ import annotations
