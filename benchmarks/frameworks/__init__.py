@@ -99,6 +99,11 @@ FRAMEWORKS: tuple[Framework, ...] = (
         ("benchmarks.frameworks.kserve_peer", "--model_name", KSERVE_MODEL,
          "--model_path", "{onnx}", "--http_port", "{port}", "--workers", "{workers}",
          "--enable_grpc", "false")),
+    Framework(
+        "litserve", "litserve", "LitServe {version} (`workers_per_device` = workers)",
+        "/predict", "/health",
+        ("benchmarks.frameworks.litserve_peer", "--model_path", "{onnx}", "--port", "{port}",
+         "--workers", "{workers}")),
 )
 
 
