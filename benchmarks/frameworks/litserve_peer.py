@@ -11,11 +11,10 @@ served by `LitServer(api, accelerator="cpu", workers_per_device=...)` as LitServ
 
 from __future__ import annotations
 
-import argparse
-
 import litserve as ls
 
 from benchmarks.frameworks.answer import DigitModel
+from benchmarks.frameworks.cli import peer_args
 
 
 class MNISTAPI(ls.LitAPI):
@@ -37,12 +36,7 @@ class MNISTAPI(ls.LitAPI):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model_path", required=True, help="the model.onnx to serve")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=2, help="workers_per_device")
-    args = parser.parse_args()
+    args = peer_args(__doc__, "workers_per_device")
     server = ls.LitServer(MNISTAPI(args.model_path), accelerator="cpu",
                           workers_per_device=args.workers)
     server.run(host=args.host, port=args.port, generate_client_file=False)

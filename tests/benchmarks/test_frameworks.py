@@ -25,6 +25,7 @@ import pytest
 
 from benchmarks.frameworks import FRAMEWORKS, Framework, alive, pins, spawned, stop
 from benchmarks.frameworks.answer import DigitModel
+from benchmarks.frameworks.cli import peer_args
 from benchmarks.frameworks.multipart import file_part
 from clients.server_process import ROOT, free_port, wait_ready
 from core.png import encode_png
@@ -100,6 +101,15 @@ def test_label_shows_the_pinned_version(fw: Framework):
     short = version.removesuffix(".0")
     assert re.search(rf"\b{re.escape(short)}\b", fw.label) and "{" not in fw.label
     assert f"{short}.0" not in fw.label
+
+
+def test_peer_args_read_what_a_framework_starts_its_peer_with(monkeypatch):
+    litserve = next(fw for fw in FRAMEWORKS if fw.name == "litserve")
+    argv = [a.format(port=8123, onnx="m.onnx", workers=3) for a in litserve.args[1:]]
+    monkeypatch.setattr(sys, "argv", ["litserve_peer", *argv])
+    args = peer_args("doc", "workers_per_device")
+    assert (args.model_path, args.host, args.port, args.workers) == ("m.onnx", "127.0.0.1",
+                                                                     8123, 3)
 
 
 def test_missing_says_how_to_install():
