@@ -142,7 +142,7 @@ $(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)
 # The serving frameworks make bench compares with: each in a venv of its own, installed
 # from its pins (benchmarks/frameworks/<name>/requirements.txt); the folder names are
 # benchmarks/frameworks' too.
-BENCH_FRAMEWORKS = kserve litserve
+BENCH_FRAMEWORKS = kserve litserve ray
 
 bench-frameworks: $(BENCH_FRAMEWORKS:%=.venv-bench-%/.installed)  ## create .venv-bench-<name> for KServe, LitServe and Ray Serve (make bench's peers)
 

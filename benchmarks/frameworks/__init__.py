@@ -104,6 +104,14 @@ FRAMEWORKS: tuple[Framework, ...] = (
         "/predict", "/health",
         ("benchmarks.frameworks.litserve_peer", "--model_path", "{onnx}", "--port", "{port}",
          "--workers", "{workers}")),
+    Framework(
+        "ray", "ray", "Ray Serve {version} (replicas = workers, FastAPI ingress)",
+        "/predict", "/readyz",
+        ("benchmarks.frameworks.ray_peer", "--model_path", "{onnx}", "--port", "{port}",
+         "--workers", "{workers}"),
+        # Ray merges log lines that differ in numbers only: each replica's first answer
+        # must reach the log.
+        env=(("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_DEDUP_LOGS", "0"))),
 )
 
 
