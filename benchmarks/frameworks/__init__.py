@@ -5,9 +5,10 @@
 
 Each peer serves the same model.onnx (answer.py) from its own venv, `.venv-bench-<name>`,
 installed from `<name>/requirements.txt`; its app file (`<name>_peer.py`) imports nothing
-of the project but this package's answer and multipart modules. A Framework starts its peer
-on 127.0.0.1:port in a process group of its own; `stop` ends that group and every process
-it spawned, by PID, including those that left the group (Ray's raylet and workers).
+of the project but this package's own modules. A Framework starts its peer on port (on
+127.0.0.1; KServe, which has no host option, on every address) in a session of its own;
+`stop` ends that session and every process it spawned, by PID, including those that left
+it (Ray's raylet and workers may).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Framework:
 
     def start(self, port: int, onnx_path: Path, workers: int,
               log: IO[str] | int | None) -> subprocess.Popen:
-        """The peer on 127.0.0.1:port, in its own session, from the repository root."""
+        """The peer on port, in its own session, from the repository root."""
         reason = self.missing()
         if reason:
             raise RuntimeError(reason)

@@ -89,6 +89,19 @@ def test_peers_run_the_services_runtime_versions(fw: Framework):
     assert (peer["numpy"], peer["pillow"]) == (service["numpy"], service["pillow"])
 
 
+def test_make_installs_every_framework_and_git_ignores_its_venv():
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"^BENCH_FRAMEWORKS = (.*)$", makefile, re.MULTILINE)
+    assert listed and listed.group(1).split() == [fw.name for fw in FRAMEWORKS]
+    for fw in FRAMEWORKS:
+        # The pattern rule that installs it names the same venv and requirements file.
+        venv, requirements = (str(p.relative_to(ROOT)).replace(fw.name, "%")
+                              for p in (fw.venv, fw.requirements))
+        assert f"{venv}/.installed: {requirements}\n" in makefile
+        ignored = subprocess.run(["git", "check-ignore", "-q", f"{fw.venv.name}/"], cwd=ROOT)
+        assert ignored.returncode == 0, fw.venv.name
+
+
 def test_pins_reads_names_extras_and_versions(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("# a comment==1\nray[serve]==2.60.0\nTyping_Extensions==4.1\n\nfoo>=1\n")
