@@ -187,12 +187,11 @@ def _post(url: str, body: bytes, ctype: str) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fw", FRAMEWORKS, ids=lambda f: f.name)
-def test_peer_answers_every_digit_from_both_workers(fw: Framework, trained, test_digits,
-                                                    tmp_path):
+def test_peer_answers_every_digit_from_both_workers(fw: Framework, request, tmp_path):
     if (reason := fw.missing()) is not None:
-        pytest.skip(reason)
-    onnx = trained[1] / "model.onnx"
-    images = test_digits[0][:200]
+        pytest.skip(reason)  # before training a model for nothing
+    onnx = request.getfixturevalue("trained")[1] / "model.onnx"
+    images = request.getfixturevalue("test_digits")[0][:200]
     expected = Engine(onnx).probabilities(images.astype(np.float32)).argmax(1)
     bodies = [multipart("image", [encode_png(image)]) for image in images]
     port, log_path = free_port(), tmp_path / f"{fw.name}.log"
