@@ -31,8 +31,8 @@ LOCUST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup train demo serve bento bench attack soak loadtest compose-up compose-loadtest compose-down \
-	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv fuzz lint lock audit \
-	ci-train clean prometheus-rules
+	compose-e2e swarm-up swarm-rollout swarm-down swarm-e2e test kserve-venv bench-frameworks fuzz lint lock \
+	audit ci-train clean prometheus-rules
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -77,7 +77,7 @@ compose-loadtest:  ## containers: Locust against the api, report in ./reports
 compose-down:  ## containers: stop and remove (keeps the model volume)
 	$(COMPOSE) --profile loadtest down
 
-bench: setup  ## benchmarks side by side in one run (Locust; perf_analyzer where Docker and its image are) -> docs/benchmarks.json, .md, README summary (needs MNIST_DIR)
+bench: setup bench-frameworks  ## benchmarks side by side in one run (Locust; perf_analyzer where Docker and its image are) -> docs/benchmarks.json, .md, README summary (needs MNIST_DIR)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 attack: setup  ## readiness, latency, memory under 4 attacks -> docs/attack.md (ATTACK_ARGS="--baseline-ref REV": beside that tree; after make train)
@@ -137,6 +137,18 @@ kserve-venv: $(KSERVE_VENV)/.installed  ## create .venv-kserve: the KServe SDK, 
 $(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)
 	$(PYTHON) -m venv $(KSERVE_VENV)
 	$(KSERVE_VENV)/bin/pip install -q $(PIP_ARGS) -r $(KSERVE_REQUIREMENTS)
+	@touch $@
+
+# The serving frameworks make bench compares with: each in a venv of its own, installed
+# from its pins (benchmarks/frameworks/<name>/requirements.txt); the folder names are
+# benchmarks/frameworks' too.
+BENCH_FRAMEWORKS = kserve litserve ray
+
+bench-frameworks: $(BENCH_FRAMEWORKS:%=.venv-bench-%/.installed)  ## create .venv-bench-<name> for KServe, LitServe and Ray Serve (make bench's peers)
+
+.venv-bench-%/.installed: benchmarks/frameworks/%/requirements.txt
+	$(PYTHON) -m venv --clear .venv-bench-$*
+	.venv-bench-$*/bin/pip install -q $(PIP_ARGS) -r $<
 	@touch $@
 
 fuzz: setup  ## coverage-guided fuzzing of the upload decode path for FUZZ_SECONDS (findings: reports/fuzz)
