@@ -41,6 +41,21 @@ PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 RATE = 100  # samples per second per worker: py-spy's default
 CATEGORIES = ("http", "multipart", "framework", "ours", "decode", "inference",
               "serialisation", "asyncio", "idle", "other")
+# What each category holds, as docs/benchmarks.md says it (RULES decide it).
+MEANING = {
+    "http": "uvicorn and httptools: parsing, the protocol, writing the answer to the socket",
+    "multipart": "reading the body and parsing the multipart upload",
+    "framework": "the framework's routing, middlewares and dispatch (BentoML, Starlette, "
+                 "FastAPI, OpenTelemetry)",
+    "ours": "the server's own code outside the other categories (for the service: metrics, "
+            "security headers, monitoring, shadow, the adaptive batcher)",
+    "decode": "PNG decode and preprocessing",
+    "inference": "onnxruntime, and the engine around it",
+    "serialisation": "building the answer and encoding its JSON",
+    "asyncio": "the event loop's own Python bookkeeping",
+    "idle": "the event loop waiting (and uvloop's C code, which sampling cannot tell apart)",
+    "other": "stacks no rule matches",
+}
 MAIN_THREAD = "MainThread"  # every server here runs its event loop on the main thread
 # A uvicorn worker started by `uvicorn --workers N` (multiprocessing's spawn).
 SPAWNED_MARK = b"multiprocessing.spawn"
@@ -70,6 +85,10 @@ WAITS = (("epoll_wait", "libc."), ("epoll_pwait", "libc."), ("select", "selector
          ("Event.wait", "threading.py"), ("Queue.get", "queue.py"),
          ("_worker", "concurrent/futures/thread.py"),
          ("Connection._recv", "multiprocessing/connection.py"))
+# Threads that wait in C code which py-spy cannot see waiting: gRPC's asyncio poller (a
+# worker that serves the Open Inference Protocol over gRPC) blocks in grpc's own poll,
+# no Python frame below its thread's run(), and /proc shows it using no CPU.
+PARKED_THREADS = ("(_poll_wrapper)",)
 
 
 @dataclass(frozen=True)
@@ -157,8 +176,10 @@ def decide(stack: str | list[str]) -> tuple[str, str]:
     """The category of one sampled stack and the frame that decided it ("function
     (module path)", or "" where none did): frames outermost first, ';'-separated as in
     py-spy's raw output (a leading "thread (...)" element is ignored)."""
-    frames = [split_frame(f) for f in (stack.split(";") if isinstance(stack, str) else stack)
-              if not f.startswith("thread (")]
+    parts = stack.split(";") if isinstance(stack, str) else stack
+    if parts and parts[0].startswith("thread (") and parts[0].endswith(PARKED_THREADS):
+        return "idle", ""
+    frames = [split_frame(f) for f in parts if not f.startswith("thread (")]
     loops = [i for i, f in enumerate(frames) if f in LOOP]
     inside = frames[loops[-1] + 1:] if loops else frames
     if (loops and not inside) or (inside and _is_wait(*inside[-1])):

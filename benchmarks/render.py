@@ -10,11 +10,12 @@ and tests/benchmarks/test_render.py checks that the committed pages are.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks import perf_analyzer
+from benchmarks import breakdown, perf_analyzer, side_by_side
 from benchmarks.goals import Goal, bench_goals, mean_accuracy, ratio
 from core.docblocks import write_block
 
@@ -113,29 +114,78 @@ def _header(m: dict) -> list[str]:
 
 
 def _row(what: str, x: dict, images_per_s: float, ratio_cell: str, rps: str = "") -> str:
-    """A side-by-side row of a server under load."""
+    """A row of the service's other endpoints and the in-process ceilings."""
     return (f"| {what} | {rps or format(x['rps'], '.0f')} | {images_per_s:.0f} | "
             f"{x['p50']:.0f} | {x['p99']:.0f} | {x['failures']} | "
             + (f"{ratio_cell} |" if ratio_cell else "|"))
 
 
+def _p99s(result: dict, key: str, users: int) -> str:
+    """The range of a server's p99 over the rounds."""
+    values = sorted(run["p99"] for run in result["servers"][key]["runs"][str(users)])
+    return "–".join(f"{v:.0f}" for v in dict.fromkeys(values))
+
+
+def _peers(r: dict) -> list[str]:
+    """The service, every peer and the transport ceiling, at each user count."""
+    sbs, c = r["side_by_side"], r["ceiling"]
+    service = side_by_side.SERVICE
+    lines = ["## Against the frameworks a user would pick instead", "",
+             f"`/predict` with one 28×28 PNG as multipart `image`, every server with "
+             f"{r['meta']['workers']} workers (or replicas) and the same model.onnx on "
+             f"onnxruntime (CPU); {sbs['rounds']} rounds of {sbs['seconds']} s per user count, "
+             "every other round in reverse order; every answer's digit checked against the "
+             "model's own (a wrong or failed answer is not counted). Right answers/s: the "
+             "median of the rounds; p99: the rounds' range.", ""]
+    for users in sbs["users"]:
+        top = side_by_side.median(sbs, service, users)
+        lines += [f"**{users} users**", "",
+                  "| server | right answers/s | p99 ms | failures | vs the service |",
+                  "|---|---|---|---|---|"]
+        for key, server in sbs["servers"].items():
+            rps = side_by_side.median(sbs, key, users, "right_rps" if key !=
+                                      side_by_side.TRANSPORT else "rps")
+            failures = sum(x["failures"] for x in server["runs"][str(users)])
+            versus = "1.00×" if key == service else f"service {ratio(top, rps)}"
+            lines.append(f"| {server['label']} | {rps:,.0f} | {_p99s(sbs, key, users)} | "
+                         f"{failures} | {versus} |")
+        lines.append("")
+    lines += [f"In-process ceiling (decode → preprocess → infer, one image, one core, no "
+              f"HTTP): {c['pipeline_images_per_s']:,.0f} images/s.", ""]
+    return lines
+
+
+def _breakdown(r: dict) -> list[str]:
+    """Each profiled server's worker time per answered request, by category."""
+    found = r.get("breakdown") or {}
+    lines = ["## Where a request's time goes", ""]
+    if not found:
+        return [*lines, "Not measured in this run.", ""]
+    first = next(iter(found.values()))
+    lines += [f"py-spy on every worker (`benchmarks/breakdown.py`, `--idle`), over "
+              f"{first['seconds']} s in the middle of a `/predict` run of {first['users']} "
+              "users: each category's worker time per answered request. Idle is the event "
+              "loop waiting, the batcher's wait included; busy is all but idle.", "",
+              "| category | what it holds | " + " | ".join(
+                  f"{x['label']} ({x['rps']:,.0f} req/s)" for x in found.values()) + " |",
+              "|---|---|" + "---|" * len(found)]
+    for name in (*breakdown.CATEGORIES, "busy", "total"):
+        cells = " | ".join(f"{x['us'][name]['us']:,.0f} µs ({x['us'][name]['share']:.0%})"
+                           for x in found.values())
+        lines.append(f"| {name} | {breakdown.MEANING.get(name, '')} | {cells} |")
+    return [*lines, ""]
+
+
 def _side_by_side(r: dict) -> list[str]:
     s, c = r["service"], r["ceiling"]
-    sp, pp, mp = s["predict"], r["peer"]["predict"], r["peer_minimal"]["predict"]
     batch, pixels = s["predict_batch"], s["predict_pixels"]
     batch_ips = batch["rps"] * 64
     fast = c["preprocess_28_us"] / c["pillow_decode_28_us"]
     return [
-        "## Side by side",
+        f"## The service's other endpoints, and the ceilings ({r['meta']['users']} users)",
         "",
         "| what | req/s | images/s | p50 ms | p99 ms | failures | ratio |",
         "|---|---|---|---|---|---|---|",
-        _row("service `/predict` (28×28 PNG)", sp, sp["rps"],
-             f"{ratio(sp['rps'], pp['rps'])} of peer, "
-             f"{ratio(sp['rps'], c['pipeline_images_per_s'])} of ceiling"),
-        _row("peer: bare FastAPI + uvicorn `/predict`, same work", pp, pp["rps"], "1.00×"),
-        _row("minimal peer: FastAPI, Pillow decode + model only", mp, mp["rps"],
-             f"service {ratio(sp['rps'], mp['rps'])} of it"),
         _row("service `/predict_batch` (64 PNGs)", batch, batch_ips,
              f"{ratio(batch_ips, c['pipeline_batch64_images_per_s'])} of batch ceiling",
              rps=f"{batch['rps']:.1f}"),
@@ -196,17 +246,31 @@ def _gpu(r: dict) -> list[str]:
 
 def render(r: dict) -> str:
     """docs/benchmarks.md of one run's results."""
-    lines = [*_header(r["meta"]), *_side_by_side(r), *_sweep(r),
+    lines = [*_header(r["meta"]), *_peers(r), *_breakdown(r), *_side_by_side(r),
+             *_sweep(r),
              *perf_analyzer.section(r.get("perf_analyzer")),
              *_monitoring(r.get("monitoring")), *_shadow(r.get("shadow")), *_workers(r),
              *_training(r), *_goals(bench_goals(r)), *_gpu(r)]
     return "\n".join(lines) + "\n"
 
 
+def _against_peers(sbs: dict[str, Any]) -> str:
+    """README's words for the service against its closest peer at each user count."""
+    service, peers = side_by_side.SERVICE, side_by_side.peers(sbs)
+    parts = []
+    for users in sbs["users"]:
+        mine = side_by_side.median(sbs, service, users)
+        closest = max(peers, key=functools.partial(side_by_side.median, sbs, users=users))
+        parts.append(f"at {users} users **{ratio(mine, side_by_side.median(sbs, closest, users))}"
+                     f"** the closest of {len(peers)} peers ({closest}), p99 "
+                     f"{side_by_side.median(sbs, service, users, 'p99'):.0f} vs "
+                     f"{side_by_side.median(sbs, closest, users, 'p99'):.0f} ms")
+    return "; ".join(parts)
+
+
 def summary(r: dict[str, Any]) -> str:
     """README.md's block: the run's headline figures, with its machine and date."""
     m, sweep = r["meta"], r["sweep"]
-    sp, pp, mp = r["service"]["predict"], r["peer"]["predict"], r["peer_minimal"]["predict"]
     users = sorted({int(k.split(":")[1]) for k in sweep})
     on = {u: sweep[f"{m['batch_ms']}:{u}"] for u in users}
     off = {u: sweep[f"0:{u}"] for u in users}
@@ -214,10 +278,8 @@ def summary(r: dict[str, Any]) -> str:
     workers = sorted(r["workers"].items(), key=lambda kv: int(kv[0]))
     rss = [mb for _, x in workers for mb in x["rss_mb"]]
     return "\n".join([
-        f"On {m['machine']}, {m['date']} (one run, {m['users']} users): `/predict` at "
-        f"**{ratio(sp['rps'], pp['rps'])}** the same-work peer and "
-        f"{ratio(sp['rps'], mp['rps'])} a minimal decode-and-infer peer, p99 "
-        f"{sp['p99']:.0f} vs {pp['p99']:.0f} ms; at {top} users "
+        f"On {m['machine']}, {m['date']} (one run): `/predict` right answers/s "
+        f"{_against_peers(r['side_by_side'])}; at {top} users "
         f"{ratio(on[top]['rps'], m['baseline_rps'])} the throughput of the tree before "
         f"({on[top]['rps']:.0f} vs {m['baseline_rps']:.0f} req/s, p99 {on[top]['p99']:.0f} "
         f"vs {m['baseline_p99']:.0f} ms).",

@@ -3,8 +3,12 @@
     python -m benchmarks.run --data-dir ../shared/data/mnist --seconds 20 --users 32
 
 Trains the default model (timed), then on the same machine in the same run: cold
-start, the in-process ceilings and preprocessing costs, Locust against `bentoml serve`
-and against two FastAPI peers (benchmarks/peer.py: the same work, and the least work),
+start, the in-process ceilings and preprocessing costs, /predict_batch and /predict_pixels
+under Locust, /predict against every peer a user would pick instead (two FastAPI peers,
+benchmarks/peer.py; KServe, LitServe and Ray Serve, benchmarks/frameworks/, each in the
+virtual environment `make bench-frameworks` installs) and the transport's own ceiling,
+interleaved (benchmarks/side_by_side.py), where a request's time goes in the service and
+in the FastAPI peer (py-spy: benchmarks/breakdown.py),
 /predict at 1, 8, 32 and 128 users with and without adaptive batching, NVIDIA's
 perf_analyzer over the Open Inference Protocol (HTTP and gRPC, where Docker and its image
 are here: benchmarks/perf_analyzer.py), /predict with monitoring on and off (interleaved:
@@ -19,6 +23,7 @@ machines; the ratios are the point.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -27,10 +32,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ceiling, goals, monitoring_overhead, perf_analyzer, render, shadow_overhead
+from benchmarks import (
+    breakdown,
+    ceiling,
+    frameworks,
+    goals,
+    monitoring_overhead,
+    perf_analyzer,
+    render,
+    shadow_overhead,
+    side_by_side,
+)
 from benchmarks.memory import Workers
 from clients import server_process as process
 from load_tests.command import locust_command, read_totals
@@ -38,20 +54,30 @@ from service.cpus import usable_cpus
 from service.settings import PREFIX, Settings, load_settings
 
 ROOT = process.ROOT
-ENDPOINTS = ["predict", "predict_batch", "predict_pixels"]
+# /predict's own figures come from the side-by-side rounds (benchmarks/side_by_side.py).
+ENDPOINTS = ["predict_batch", "predict_pixels"]
+# The servers whose request time is broken down (py-spy), and the part of that run's start
+# and end left out of the profile.
+PROFILED = (side_by_side.SERVICE, "fastapi")
+PROFILE_MARGIN_S = 3
 
 
-def locust(host: str, endpoint: str, users: int, seconds: int, out: Path) -> dict[str, float]:
-    """A headless Locust run; returns req/s, p50, p99 (ms) and failures of the aggregate."""
-    prefix = out / f"locust-{endpoint}-{host.rsplit(':', 1)[1]}"
+def locust(host: str, endpoint: str, users: int, seconds: int, out: Path,
+           path: str | None = None, check: str = "digit") -> dict[str, float]:
+    """A headless Locust run (benchmarks/locustfile.py: every answer checked, `check`);
+    returns req/s, right answers/s, p50, p99 (ms) and failures of the aggregate."""
+    prefix = out / f"locust-{endpoint}-{host.rsplit(':', 1)[1]}-{users}"
     cmd = locust_command(host, users=users, seconds=seconds, config=None,
                          locustfile="benchmarks/locustfile.py", csv_prefix=prefix,
                          extra=["--loglevel", "WARNING"])
-    env = {**os.environ, "BENCH_ENDPOINT": endpoint}
+    env = {**os.environ, "BENCH_ENDPOINT": endpoint, "BENCH_PATH": path or f"/{endpoint}",
+           "BENCH_CHECK": check}
     subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, timeout=seconds + 120)
     totals = read_totals(prefix)
-    return {"rps": totals.rps, "p50": totals.p50_ms, "p99": totals.p99_ms,
-            "failures": totals.failures, "requests": totals.requests}
+    right = totals.requests - totals.failures
+    return {"rps": totals.rps, "right_rps": totals.rps * right / max(totals.requests, 1),
+            "p50": totals.p50_ms, "p99": totals.p99_ms, "failures": totals.failures,
+            "requests": totals.requests}
 
 
 def train_command(data_dir: str, out: Path, home: Path, *extra: str) -> dict:
@@ -103,10 +129,69 @@ def start_service(port: int, home: Path, log, workers: int, batch_ms: int | None
 
 def start_peer(port: int, onnx_path: Path, workers: int, log,
                app: str = "app") -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).with_name("uvicorn")), f"benchmarks.peer:{app}", "--host",
-           "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path)},
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return side_by_side.uvicorn(f"benchmarks.peer:{app}", port, workers, log,
+                                {**os.environ, "BENCH_ONNX_PATH": str(onnx_path)})
+
+
+def framework_servers(onnx_path: Path, workers: int, log) -> list[side_by_side.Server]:
+    """The framework peers whose virtual environment is here (make bench-frameworks)."""
+    out = []
+    for fw in frameworks.FRAMEWORKS:
+        if why := fw.missing():
+            print(f"{fw.label}: not run ({why})", flush=True)
+            continue
+        start = functools.partial(fw.start, onnx_path=onnx_path, workers=workers, log=log)
+        out.append(side_by_side.Server(fw.name, fw.label,
+                                       fw.predict_path, fw.ready_path, "digit", start,
+                                       frameworks.stop))
+    return out
+
+
+def side_by_side_servers(home: Path, onnx_path: Path, workers: int,
+                         log) -> list[side_by_side.Server]:
+    """The service, the FastAPI peers, the framework peers here, the transport ceiling."""
+    Server = side_by_side.Server
+    return [
+        Server(side_by_side.SERVICE, "this service (`bentoml serve`, defaults)", "/predict",
+               "/readyz", "digit", lambda port: start_service(port, home, log, workers),
+               process.stop),
+        Server("fastapi", "FastAPI + uvicorn, the service's own validation and "
+               "preprocessing (benchmarks/peer.py)", "/predict", "/readyz", "digit",
+               lambda port: start_peer(port, onnx_path, workers, log), process.stop),
+        Server("fastapi_minimal", "FastAPI + uvicorn, Pillow decode + model only",
+               "/predict", "/readyz", "digit",
+               lambda port: start_peer(port, onnx_path, workers, log, "minimal"),
+               process.stop),
+        *framework_servers(onnx_path, workers, log),
+        Server(side_by_side.TRANSPORT, "transport ceiling: uvicorn + httptools, a constant "
+               "200 (benchmarks/transport.py)", "/predict", "/", "status",
+               lambda port: side_by_side.uvicorn("benchmarks.transport:app", port, workers,
+                                                 log, dict(os.environ), "--http", "httptools"),
+               process.stop),
+    ]
+
+
+def profiled(server: side_by_side.Server, users: int, seconds: int, work: Path) -> dict:
+    """Where a request's time goes in `server`: py-spy on its workers (benchmarks/
+    breakdown.py) over the middle of a Locust run at `users`, per answered request."""
+    port = process.free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = server.start(port)
+    try:
+        process.wait_ready(proc, base, timeout=side_by_side.READY_TIMEOUT_S, path=server.ready)
+        with ThreadPoolExecutor(1) as pool:
+            load = pool.submit(locust, base, "predict", users, seconds, work,
+                               path=server.path, check=server.check)
+            time.sleep(PROFILE_MARGIN_S)  # past Locust's start and its users' spawn
+            window = seconds - 2 * PROFILE_MARGIN_S
+            samples = breakdown.profile(breakdown.worker_pids(proc.pid), window).wait()
+            run = load.result()
+    finally:
+        server.stop(proc)
+    requests = round(run["rps"] * window)
+    return {"label": server.label, "users": users, "seconds": window, "rps": run["rps"],
+            "failures": run["failures"],
+            "us": breakdown.per_request(samples, samples.effective_rate, requests)}
 
 
 def cold_start(home: Path, log, workers: int, repeats: int = 3) -> float:
@@ -220,6 +305,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a Docker image with NVIDIA's perf_analyzer on its PATH")
     p.add_argument("--perf-analyzer-window-s", type=float, default=perf_analyzer.WINDOW_S,
                    help="seconds of each perf_analyzer measurement window")
+    p.add_argument("--side-by-side-rounds", type=int, default=side_by_side.ROUNDS,
+                   help="rounds of the service against its peers (every other one reversed)")
     p.add_argument("--monitoring-rounds", type=int, default=2,
                    help="ABBA rounds (4 runs each) of /predict with monitoring off and on")
     p.add_argument("--monitoring-only", type=Path, metavar="BENTOML_HOME",
@@ -249,14 +336,18 @@ def measure(args: argparse.Namespace, work: Path, log) -> dict:
     print("ceilings (in process)...", flush=True)
     results["ceiling"] = ceiling.measure(onnx_path, args.data_dir, load_settings())
     workers, users, seconds = args.workers, args.users, args.seconds
+    # Every Locust run from here on checks each answer against the model's own digits.
+    os.environ["BENCH_ONNX_PATH"] = str(onnx_path)
     print(f"service under load ({workers} workers, {users} users)...", flush=True)
     results["service"] = under_load(
         lambda port: start_service(port, home, log, workers), users, seconds, work, ENDPOINTS)
-    for name, app in (("peer", "app"), ("peer_minimal", "minimal")):
-        print(f"{name} under load...", flush=True)
-        results[name] = under_load(
-            lambda port, app=app: start_peer(port, onnx_path, workers, log, app), users,
-            seconds, work, ["predict"])
+    servers = side_by_side_servers(home, onnx_path, workers, log)
+    results["side_by_side"] = side_by_side.measure(servers, seconds, work, locust,
+                                                   args.side_by_side_rounds)
+    results["breakdown"] = {}
+    for server in (s for s in servers if s.key in PROFILED):
+        print(f"{server.label}: where a request's time goes...", flush=True)
+        results["breakdown"][server.key] = profiled(server, users, seconds, work)
     results["perf_analyzer"] = under_perf_analyzer(args, home, work, log)
     results["monitoring"] = with_and_without_monitoring(args, home, work, log)
     results["shadow"] = with_and_without_shadow(args, home, work, log)

@@ -39,6 +39,7 @@ def multipart(field: str, files: list[bytes], filename: str = "digit.png",
 
 @dataclass
 class Payloads:
+    images: np.ndarray  # uint8 [n, 28, 28], in the order of labels, predict and pixels
     labels: np.ndarray
     predict: list[tuple[bytes, str]]  # one PNG each, multipart-encoded
     pixels: list[bytes]  # JSON bodies for /predict_pixels
@@ -61,6 +62,7 @@ def build(n: int = 1000, batch_size: int = 16, seed: int = 0) -> Payloads:
         body, ctype = multipart("images", pngs[start:start + batch_size])
         batches.append((body, ctype, labels[start:start + batch_size]))
     return Payloads(
+        images=images,
         labels=labels,
         predict=[multipart("image", [p]) for p in pngs],
         pixels=[json.dumps({"pixels": d.tolist()}).encode() for d in images],

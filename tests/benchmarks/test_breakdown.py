@@ -174,3 +174,16 @@ def test_a_live_server_spends_time_decoding_and_inferring(trained, test_digits, 
     counts = samples.tally()
     assert counts["inference"] > 0 and counts["decode"] > 0
     assert counts["other"] < 0.05 * sum(counts.values())
+
+
+def test_every_category_says_what_it_holds_and_no_other():
+    from benchmarks.breakdown import MEANING
+
+    assert tuple(MEANING) == CATEGORIES and all(MEANING.values())
+
+
+def test_grpcs_poller_thread_is_parked_not_busy():
+    stack = ("thread (16968): Thread-1 (_poll_wrapper);Thread._bootstrap (/usr/lib/python3.11/"
+             "threading.py:1002);Thread.run (/usr/lib/python3.11/threading.py:982)")
+    samples = Samples(stacks=Counter({stack: 50}), seconds=1.0, workers=1)
+    assert classify(stack) == "idle" and sum(samples.tally().values()) == 0

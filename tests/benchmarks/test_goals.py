@@ -26,7 +26,7 @@ def test_a_failure_that_is_not_a_503_or_no_answer_at_all_misses():
 
 
 def test_the_bench_goals_at_their_bounds():
-    results = _results(1500.0)  # the same-work peer's 1500 req/s: 1.00×, met
+    results = _results(1500.0)  # the closest peer's 1500 right answers/s: 1.00×, met
     results["cold_start_s"] = goals.COLD_START_S
     results["training"].update(
         seconds=goals.TRAIN_SECONDS, floor_s=goals.TRAIN_SECONDS / goals.FLOOR_RATIO,
@@ -41,11 +41,13 @@ def test_the_bench_goals_at_their_bounds():
 
 
 def test_a_threshold_changed_in_its_one_place_changes_the_goal(monkeypatch):
-    results = _results(1600.0)  # 1.07× the same-work peer
-    assert bench_goals(results)[0].met
+    results = _results(1600.0)  # 1.07× the closest peer, 0.67× the transport ceiling
+    assert bench_goals(results)[0].met and bench_goals(results)[2].met
     monkeypatch.setattr(goals, "PEER_RATIO", 1.1)
-    first = bench_goals(results)[0]
-    assert first.goal.startswith("/predict req/s ≥ 1.1× same-work peer") and not first.met
+    monkeypatch.setattr(goals, "TRANSPORT_RATIO", 0.7)
+    first, _, third = bench_goals(results)[:3]
+    assert first.goal.startswith("/predict right answers/s ≥ 1.1× every peer") and not first.met
+    assert third.goal.startswith("/predict ≥ 0.7× the transport") and not third.met
     monkeypatch.setattr(goals, "MAX_ECE", 0.003)  # the results' ECE is 0.4 %
     assert [g.met for g in model_goals(results["training"])] == [True, True, True, False, True]
     monkeypatch.setattr(goals, "MIN_ELASTIC_ACCURACY", 0.961)  # the results' elastic: 96 %

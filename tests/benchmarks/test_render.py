@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from benchmarks.breakdown import CATEGORIES
 from benchmarks.render import (
     PAGE,
     README,
@@ -23,7 +24,35 @@ from tests.helpers import ROOT
 
 
 def _run(rps: float, failures: int = 0, p99: float = 20.0) -> dict:
-    return {"rps": rps, "p50": 10.0, "p99": p99, "failures": failures, "requests": 1000}
+    return {"rps": rps, "right_rps": rps * (1000 - failures) / 1000, "p50": 10.0, "p99": p99,
+            "failures": failures, "requests": 1000}
+
+
+# Each server's right answers/s and p99 at 32 users (the same at 128 users, p99 doubled).
+PEERS = {"fastapi": (1500.0, 30.0), "fastapi_minimal": (1400.0, 25.0), "kserve": (1450.0, 40.0)}
+TRANSPORT_RPS = 2400.0
+
+
+def _breakdown(label: str, rps: float) -> dict:
+    """500 µs of a worker per request: 50 in each category, idle twice that."""
+    us = {c: 100.0 if c == "idle" else 50.0 for c in CATEGORIES}
+    total = sum(us.values())
+    rows = us | {"busy": total - us["idle"], "total": total}
+    return {"label": label, "users": 32, "seconds": 14, "rps": rps, "failures": 0,
+            "us": {name: {"us": v, "share": v / total} for name, v in rows.items()}}
+
+
+def _side_by_side(service_rps: float, failures: int = 0, p99: float = 20.0) -> dict:
+    """Two rounds of each server, 1 % either side of `rps` (their median)."""
+    def server(label: str, rps: float, p99: float, failures: int = 0) -> dict:
+        return {"label": label, "runs": {
+            str(u): [_run(rps * 1.01, failures, p99 * u / 32), _run(rps * 0.99, 0, p99 * u / 32)]
+            for u in (32, 128)}}
+
+    return {"users": [32, 128], "rounds": 2, "seconds": 20, "servers": {
+        "service": server("this service", service_rps, p99, failures),
+        **{key: server(f"peer {key}", rps, peer_p99) for key, (rps, peer_p99) in PEERS.items()},
+        "transport": server("transport ceiling", TRANSPORT_RPS, 5.0)}}
 
 
 def _results(service_rps: float, failures: int = 0) -> dict:
@@ -44,10 +73,9 @@ def _results(service_rps: float, failures: int = 0) -> dict:
                     "pipeline_batch64_images_per_s": 5000.0, "infer_batch1_latency_us": 60.0,
                     "infer_batch1_images_per_s": 16000.0, "infer_batch256_images_per_s": 6e4,
                     "preprocess_28_us": 40.0, "pillow_decode_28_us": 30.0},
-        "service": {"predict": _run(service_rps, failures), "predict_batch": _run(70.0),
-                    "predict_pixels": _run(1500.0)},
-        "peer": {"predict": _run(1500.0)},
-        "peer_minimal": {"predict": _run(1800.0)},
+        "service": {"predict_batch": _run(70.0), "predict_pixels": _run(1500.0)},
+        "side_by_side": _side_by_side(service_rps, failures),
+        "breakdown": {"service": _breakdown("this service", service_rps)},
         "sweep": sweep,
         "workers": {"1": {"predict": _run(1200.0), "rss_mb": [160.0]},
                     "2": {"predict": _run(1600.0), "rss_mb": [158.0, 161.0]}},
@@ -63,18 +91,34 @@ def _results(service_rps: float, failures: int = 0) -> dict:
 
 def test_every_section_and_goal_is_rendered():
     text = render(_results(1600.0))
-    for heading in ("## Side by side", "## Concurrency, and adaptive batching",
+    for heading in ("## Against the frameworks", "## The service's other endpoints",
+                    "## Concurrency, and adaptive batching",
                     "## Workers and memory", "## Goals", "## GPU"):
         assert heading in text
-    assert "| minimal peer: FastAPI, Pillow decode + model only | 1800 |" in text
+    assert "| peer fastapi_minimal | 1,400 | 25 | 0 | service 1.14× |" in text
+    assert "| peer kserve | 1,450 | 160 | 0 | service 1.10× |" in text  # at 128 users
+    assert "| transport ceiling | 2,400 | 5 | 0 | service 0.67× |" in text
     assert "| 128 | 1600 | 10 / 30 | 1760 | 10 / 20 | 0 / 0 | 1.10× |" in text
     assert "| 2 | 1600 | 10 | 20 | 0 | 158 MB, 161 MB |" in text
     assert "1.33×" in text  # 40 µs of preprocessing over a 30 µs decode
     # 128 users against the tree before: the defaults (batching on), and batching off
     # (met on the defaults' p99, which the batching-off p99 alone would fail)
     assert "| 1.76×, p99 20 ms (batching off: 1.60×, p99 30 ms) | yes |" in text
-    assert "**no**" not in text  # 1.07× the peer, 0.89× the minimal one: every goal met
+    assert "**no**" not in text  # 1.07× the closest peer, 0.67× the transport: all met
     assert "No GPU was lent" in text
+
+
+def test_the_breakdown_has_a_row_per_category_with_what_it_holds():
+    text = render(_results(1600.0))
+    assert "| this service (1,600 req/s) |" in text
+    assert "| inference | onnxruntime, and the engine around it | 50 µs (9%) |" in text
+    assert "| idle | the event loop waiting" in text and "| 100 µs (18%) |" in text
+    assert "| busy |  | 450 µs (82%) |" in text and "| total |  | 550 µs (100%) |" in text
+    for name in CATEGORIES:
+        assert f"\n| {name} | " in text
+    results = _results(1600.0)
+    del results["breakdown"]
+    assert "## Where a request's time goes\n\nNot measured in this run." in render(results)
 
 
 def test_perf_analyzers_table_is_beside_locusts_with_its_goal():
@@ -100,7 +144,8 @@ def test_without_docker_the_page_says_why_perf_analyzer_is_missing():
 
 def test_a_missed_goal_is_marked():
     text = render(_results(1100.0, failures=3))
-    assert text.count("**no**") >= 3  # below the peer, the minimal peer, and failures
+    # below the peers and the transport ceiling, failures, and the speed-up over before
+    assert text.count("**no**") == 4
 
 
 def test_the_training_goals_are_rendered_met_or_missed():
@@ -140,8 +185,9 @@ def test_readmes_summary_is_rendered_from_the_committed_results():
 
 def test_the_summary_names_the_machine_the_date_and_the_headline_ratios():
     text = summary(_results(1600.0))
-    assert text.startswith("On 2 cores, 2026-11-25 12:00 UTC (one run, 32 users): "
-                           "`/predict` at **1.07×** the same-work peer and 0.89× a minimal")
+    assert text.startswith("On 2 cores, 2026-11-25 12:00 UTC (one run): `/predict` right "
+                           "answers/s at 32 users **1.07×** the closest of 3 peers (fastapi), "
+                           "p99 20 vs 30 ms; at 128 users **1.07×**")
     assert "at 128 users 1.76× the throughput of the tree before (1760 vs 1000 req/s" in text
     assert "on ÷ off at 1, 8, 32, 128 users: 1.10×, 1.10×, 1.10×, 1.10×" in text
     assert "1 worker: 1200 req/s, 2 workers: 1600 req/s; 158–161 MB per worker." in text
