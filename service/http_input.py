@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 from pydantic import ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
@@ -162,6 +163,50 @@ class _FilePartsParser(MultiPartParser):
 # Files a form may carry in other fields than ours, before the parser refuses the body: a
 # browser form's extra inputs are answered with our own message, not a parser's.
 OTHER_FILES = 8
+# A body of one file declared this small is read whole, then parsed by _single_file's
+# strict one-pass check; anything else (or anything it does not recognise) goes through
+# Starlette's streaming parser. The parser holds files in memory up to the body limit
+# anyway: reading 64 KiB first holds no more.
+SINGLE_FILE_BYTES = 64 * 1024
+_HEADERS_END = b"\r\n\r\n"
+
+
+def _single_file(body: bytes, content_type: str, field: str) -> bytes | None:
+    """The file of a body that is exactly one non-empty file part named `field` in the
+    plain layout every client writes (no preamble, no epilogue, only Content-Disposition
+    and Content-Type headers, a filename); None for anything else, which then gets the
+    full parser and its exact errors. What it accepts, that parser reads the same."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        return None
+    delimiter = b"--" + boundary
+    first, last = delimiter + b"\r\n", b"\r\n" + delimiter + b"--\r\n"
+    if not (body.startswith(first) and body.endswith(last)):
+        return None
+    part = body[len(first):len(body) - len(last)]
+    head, found, data = part.partition(_HEADERS_END)
+    if not found or not data or b"\r\n" + delimiter in part:
+        return None
+    names = []
+    for line in head.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if b"\r" in line or b"\n" in line:  # a bare CR or LF: the full parser refuses it
+            return None
+        names.append(name.lower())
+        if names[-1] == b"content-disposition":
+            kind, options = parse_options_header(value.strip())
+            if kind != b"form-data" or options.get(b"name") != field.encode() \
+                    or b"filename" not in options or not colon:
+                return None
+    if names[0] != b"content-disposition" or not set(names) <= {
+            b"content-disposition", b"content-type"} or len(set(names)) != len(names):
+        return None
+    return data
+
+
+async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
 
 
 async def read_files(request: Request, field: str, max_files: int,
@@ -182,7 +227,16 @@ async def read_form(request: Request, field: str, max_files: int, limits: Settin
     limit = limits.max_body_bytes
     _check_encoding(request)
     _check_declared_length(request, limit)
-    parser = _FilePartsParser(request.headers, _limited(request, limit),
+    stream = _limited(request, limit)
+    declared = request.headers.get("content-length", "")
+    if max_files == 1 and not text_fields and declared and int(declared) <= SINGLE_FILE_BYTES:
+        async with _body_deadline(limits.body_timeout_s):
+            body = b"".join([chunk async for chunk in stream])
+        file = _single_file(body, request.headers["content-type"], field)
+        if file is not None:
+            return [file], {}
+        stream = _replay(body)
+    parser = _FilePartsParser(request.headers, stream,
                              max_files=max_files + OTHER_FILES,
                              max_fields=limits.max_form_fields,
                              max_part_size=limits.max_form_part_bytes)

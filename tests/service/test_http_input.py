@@ -214,3 +214,107 @@ def test_a_compressed_upload_is_refused_by_its_encoding(client, test_digits):
     resp = client.post("/predict", content=gzip.compress(b"anything"), headers={
         "Content-Encoding": "gzip", "Content-Type": "multipart/form-data; boundary=x"})
     assert_error(resp, 415, "Content-Encoding 'gzip'")
+
+
+def _full_parse(body: bytes, content_type: str) -> list:
+    """What Starlette's streaming parser (the service's for everything else) reads of
+    `body`: the `image` field's values (bytes of a file, str of a text), or the error."""
+    from starlette.datastructures import Headers, UploadFile
+
+    from service.http_input import _FilePartsParser, _replay
+
+    async def parse() -> list:
+        parser = _FilePartsParser(Headers({"content-type": content_type}), _replay(body))
+        try:
+            form = await parser.parse()
+        except Exception as exc:  # noqa: BLE001 - the outcome compared, whatever it is
+            return [type(exc).__name__]
+        values = [await v.read() if isinstance(v, UploadFile) else v
+                  for v in form.getlist("image")]
+        return [values, len(form.multi_items())]
+
+    return asyncio.run(parse())
+
+
+def _one_part(data: bytes, headers: bytes = b'Content-Disposition: form-data; name="image"; '
+              b'filename="d.png"\r\nContent-Type: image/png', boundary: bytes = b"b0und",
+              after: bytes = b"--\r\n") -> tuple[bytes, str]:
+    body = b"--" + boundary + b"\r\n" + headers + b"\r\n\r\n" + data + b"\r\n--" + boundary \
+        + after
+    return body, f"multipart/form-data; boundary={boundary.decode()}"
+
+
+def test_the_one_pass_parse_takes_the_plain_single_file_every_client_writes(test_digits):
+    import httpx
+
+    from load_tests.payloads import multipart
+    from service.http_input import _single_file
+
+    digit = png(test_digits[0][0])
+    ours, ours_type = multipart("image", [digit])
+    assert _single_file(ours, ours_type, "image") == digit
+    request = httpx.Request("POST", "http://x/predict", files={"image": ("d.png", digit)})
+    assert _single_file(request.read(), request.headers["content-type"], "image") == digit
+    assert _single_file(*_one_part(b"\r\n--b0un\r\n\r\nx"), "image") == b"\r\n--b0un\r\n\r\nx"
+
+
+@pytest.mark.parametrize("body_and_type", [
+    _one_part(b""),  # empty: the full parser's path names it
+    _one_part(b"x", headers=b'Content-Disposition: form-data; name="images"; filename="d"'),
+    _one_part(b"x", headers=b'Content-Disposition: form-data; name="image"'),  # a text field
+    _one_part(b"x", headers=b'Content-Disposition: attachment; name="image"; filename="d"'),
+    _one_part(b"x", headers=b'Content-Type: image/png\r\nContent-Disposition: form-data; '
+                            b'name="image"; filename="d"'),
+    _one_part(b"x", headers=b'Content-Disposition: form-data; name="image"; filename="d"\r\n'
+                            b'Content-Disposition: form-data; name="other"; filename="e"'),
+    _one_part(b"x", headers=b'Content-Disposition: form-data; name="image"; filename="d"\r\n'
+                            b"X-Other: 1"),
+    _one_part(b"x\r\n--b0und\r\nContent-Disposition: form-data; name=\"image\"; "
+              b"filename=\"e\"\r\n\r\ny"),  # two parts
+    _one_part(b"x", after=b"--"),  # no final CRLF
+    _one_part(b"x", after=b"--\r\nepilogue"),
+    (b"preamble\r\n" + _one_part(b"x")[0], _one_part(b"x")[1]),
+    (_one_part(b"x")[0], "multipart/form-data"),  # no boundary
+    (_one_part(b"x")[0], "multipart/form-data; boundary=other"),
+])
+def test_anything_else_is_left_to_the_full_parser(body_and_type):
+    from service.http_input import _single_file
+
+    assert _single_file(*body_and_type, "image") is None
+
+
+def test_what_the_one_pass_parse_accepts_the_full_parser_reads_the_same(test_digits):
+    """Random damage to a real upload: wherever the one-pass parse returns a file, the
+    full parser reads that same file, and only it."""
+    import random
+
+    from service.http_input import _single_file
+
+    rng = random.Random(0)
+    body, content_type = _one_part(png(test_digits[0][1]))
+    head = body.index(b"\x89PNG") + 8  # most damage lands before the PNG's data
+    accepted = 0
+    for _ in range(1500):
+        damaged = bytearray(body)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(head) if rng.random() < 0.8 else rng.randrange(len(damaged))
+            damaged[at:at + rng.randint(0, 2)] = bytes(rng.choice(b"\r\n-:;= \"abimx")
+                                                       for _ in range(rng.randint(0, 2)))
+        file = _single_file(bytes(damaged), content_type, "image")
+        if file is not None:
+            accepted += 1
+            assert _full_parse(bytes(damaged), content_type) == [[file], 1], bytes(damaged)
+    assert accepted > 100  # damage to the PNG, or to a filename: still one file
+
+
+def test_a_predict_through_either_parser_gives_the_same_answer(client, test_digits):
+    from load_tests.payloads import multipart
+
+    digit = png(test_digits[0][2])
+    plain, plain_type = multipart("image", [digit])
+    # A part header the one-pass parse leaves to the full parser.
+    other = plain.replace(b"Content-Type: image/png", b"Content-Type: image/png\r\nX-Other: 1")
+    answers = [client.post("/predict", content=body, headers={"content-type": plain_type})
+               for body in (plain, other)]
+    assert [r.status_code for r in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
