@@ -407,7 +407,8 @@ MNISTService.add_asgi_middleware(DrainingReadiness)  # type: ignore[attr-defined
 # Added last, so innermost: the single-image answers, before BentoML's router; not when
 # tracing, whose request and trace ids BentoML's API adds.
 if not SETTINGS.tracing:
-    MNISTService.add_asgi_middleware(  # type: ignore[attr-defined]
-        HotPath, headers={"Server": f"BentoML Service/{MNISTService.name}"}, answers={
-            "/predict": MNISTService.inner.answer_upload,  # type: ignore[attr-defined]
-            "/predict_pixels": MNISTService.inner.answer_pixels})  # type: ignore[attr-defined]
+    _bento: Any = MNISTService  # a bentoml Service: its attributes are not typed
+    _bento.add_asgi_middleware(
+        HotPath, headers={"Server": f"BentoML Service/{_bento.name}"}, answers={
+            "/predict": _bento.inner.answer_upload,
+            "/predict_pixels": _bento.inner.answer_pixels})
