@@ -22,7 +22,7 @@ from typing import IO, Any, NamedTuple
 from clients import server_process as process
 
 USERS = (32, 128)
-ROUNDS = 2
+ROUNDS = 3
 SERVICE, TRANSPORT = "service", "transport"  # the subject, and the ceiling: not a peer
 READY_TIMEOUT_S = 180  # Ray starts a cluster first
 

@@ -143,7 +143,8 @@ class TrainConfig:
         return {"model": self.model.to_dict(), "optimizer": self.optimizer, "lr": self.lr,
                 "schedule": self.schedule, "batch_size": self.batch_size,
                 "epochs": self.epochs, "patience": self.patience,
-                "augment": self.augmentation.to_dict() if self.augmentation else None,
+                # No levers when off: the model store's metadata takes no None.
+                "augment": self.augmentation.to_dict() if self.augmentation else {},
                 "label_smoothing": self.label_smoothing,
                 "calibrate": self.calibrate,
                 "seed": self.seed, "dry_run": self.dry_run}

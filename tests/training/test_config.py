@@ -42,7 +42,14 @@ def test_recipe_records_what_made_the_model():
     assert r["augment"]["elastic"] == 34.0 and r["augment"]["elastic_sigma"] == 4.0
     assert r["augment"]["mouse"] == 0.1
     assert r["model"]["deskew"] is True and r["model"]["stroke_width"] == 2.0
-    assert TrainConfig(augmentation=None).recipe()["augment"] is None
+    assert TrainConfig(augmentation=None).recipe()["augment"] == {}
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(), TrainConfig(augmentation=None)])
+def test_the_recipe_is_metadata_the_model_store_takes(cfg):
+    from bentoml._internal.utils import validate_metadata
+
+    validate_metadata({"config": cfg.recipe()})  # raises on a None (as --no-augment had)
 
 
 def test_unknown_optimizer_or_schedule_is_refused():
