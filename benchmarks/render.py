@@ -121,9 +121,10 @@ def _row(what: str, x: dict, images_per_s: float, ratio_cell: str, rps: str = ""
 
 
 def _p99s(result: dict, key: str, users: int) -> str:
-    """The range of a server's p99 over the rounds."""
-    values = sorted(run["p99"] for run in result["servers"][key]["runs"][str(users)])
-    return "–".join(f"{v:.0f}" for v in dict.fromkeys(values))
+    """The range of a server's p99 over the rounds: lowest–highest."""
+    values = [run["p99"] for run in result["servers"][key]["runs"][str(users)]]
+    low, high = min(values), max(values)
+    return f"{low:.0f}" if low == high else f"{low:.0f}–{high:.0f}"
 
 
 def _peers(r: dict) -> list[str]:
