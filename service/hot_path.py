@@ -3,13 +3,13 @@
     curl -F image=@digit.png http://127.0.0.1:3000/predict     # answered here
 
 BentoML's per-API machinery (its router's scan of every route and mount, the request
-context, the input and output descriptors and their serde, the background tasks) costs a
-large share of an answer of one 28x28 image: docs/benchmarks.md, "Where a request's time
-goes". So POST /predict and /predict_pixels are answered by this middleware, the innermost
-of the service's, by the same service methods the BentoML API methods call: the API stays
-declared there (the OpenAPI document, the bento, the clients), and every middleware
-outside this one (BentoML's timeout, the metrics, the security headers, the drain) sees
-these answers as it sees every other.
+context, the input and output descriptors and their serde, the background tasks) cost a
+large share of an answer of one 28x28 image (the breakdown before and after:
+docs/journal/performance.md). So POST /predict and /predict_pixels are answered by this
+middleware, the innermost of the service's, by the same service methods the BentoML API
+methods call: the API stays declared there (the OpenAPI document, the bento, the
+clients), and every middleware outside this one (BentoML's timeout, the metrics, the
+security headers, the drain) sees these answers as it sees every other.
 """
 
 from __future__ import annotations
